@@ -1,0 +1,117 @@
+"""The catalogue schema shared by every finder, and its writers and reader.
+
+One schema for the CNN and PyBDSF alike, so evaluation treats them the same: ``ra``, ``dec`` (deg),
+``x``, ``y`` (0-based pixels of the image searched), ``peak`` (image units at the pixel), ``snr``
+(peak / image noise), plus any finder-specific columns. Metadata (image, finder, noise, beam) rides
+in the table's ``meta`` and the FITS header.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+from radiofind.errors import RadiofindError
+from radiofind.io.images import Image
+from radiofind.noise import pixel_values
+
+REQUIRED = ("ra", "dec", "x", "y", "peak", "snr")
+FORMATS = {"fits": ".fits", "csv": ".csv", "ds9": ".reg", "crtf": ".crtf"}
+
+
+def make_catalog(image: Image, x: np.ndarray, y: np.ndarray, noise: float, *, finder: str,
+                 extra: dict | None = None) -> Table:
+    """Build a catalogue from pixel positions found in ``image``.
+
+    Parameters
+    ----------
+    image
+        The image searched (its WCS gives RA/Dec, its pixels the peak).
+    x, y
+        0-based pixel positions.
+    noise
+        Image noise (see :func:`radiofind.noise.robust_rms`) for the SNR column.
+    finder
+        Name recorded in the metadata ("radiofind", "pybdsf", ...).
+    extra
+        More columns, name -> array.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ra, dec = image.pixel_to_world(x, y)
+    peak = pixel_values(image.data, x, y)
+    table = Table()
+    table["id"] = np.arange(len(x), dtype=np.int32)
+    table["ra"], table["dec"] = ra, dec
+    table["x"], table["y"] = x, y
+    table["peak"] = peak
+    table["snr"] = peak / noise
+    for name, values in (extra or {}).items():
+        table[name] = values
+    table["ra"].unit = table["dec"].unit = "deg"
+    table.meta.update({"FINDER": finder, "IMAGE": os.path.basename(image.path), "NOISE": float(noise),
+                       "BMAJ": image.beam.bmaj, "BMIN": image.beam.bmin, "BPA": image.beam.bpa})
+    return table
+
+
+def write_catalog(table: Table, stage, basename: str, formats=("fits", "csv", "ds9", "crtf"),
+                  *, beam_deg: float | None = None) -> list[str]:
+    """Write ``table`` as ``basename.<ext>`` for each format into a staging area.
+
+    ``stage`` is a :class:`radiofind.io.outputs.Staging`; returns the names written.
+    """
+    radius_arcsec = 3600.0 * (beam_deg if beam_deg else np.sqrt(table.meta["BMAJ"] * table.meta["BMIN"])) / 2
+    names = []
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise RadiofindError(f"unknown catalogue format {fmt!r} (choose from {', '.join(FORMATS)})")
+        name = basename + FORMATS[fmt]
+        path = stage.path(name)
+        if fmt == "fits":
+            table.write(path, format="fits")
+        elif fmt == "csv":
+            table.write(path, format="csv")
+        elif fmt == "ds9":
+            _write_ds9(path, table, radius_arcsec)
+        elif fmt == "crtf":
+            _write_crtf(path, table, radius_arcsec)
+        names.append(name)
+    return names
+
+
+def _write_ds9(path: Path, table: Table, radius_arcsec: float) -> None:
+    finder = table.meta.get("FINDER", "radiofind")
+    color = "green" if finder == "radiofind" else "cyan"
+    lines = ["# Region file format: DS9 version 4.1", f"# {finder} catalogue",
+             f'global color={color} width=1 font="helvetica 9 normal roman"', "fk5"]
+    for row in table:
+        lines.append(f'circle({row["ra"]:.7f},{row["dec"]:.7f},{radius_arcsec:.2f}") '
+                     f'# text={{{row["snr"]:.1f}}}')
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def _write_crtf(path: Path, table: Table, radius_arcsec: float) -> None:
+    lines = ["#CRTFv0 CASA Region Text Format version 0"]
+    for row in table:
+        lines.append(f'circle [[{row["ra"]:.7f}deg, {row["dec"]:.7f}deg], {radius_arcsec:.2f}arcsec] '
+                     f'coord=J2000, label="{row["snr"]:.1f}"')
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def read_catalog(path: str | os.PathLike, *, required=("ra", "dec")) -> Table:
+    """Read a catalogue (FITS table or CSV) and check it has the ``required`` columns."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise RadiofindError(f"no such file: {path}")
+    try:
+        fmt = "csv" if path.lower().endswith(".csv") else "fits"
+        table = Table.read(path, format=fmt)
+    except Exception as err:  # astropy raises many types for unreadable tables
+        raise RadiofindError(f"{path} is not a readable catalogue ({err})") from None
+    missing = [c for c in required if c not in table.colnames]
+    if missing:
+        raise RadiofindError(f"{path} lacks column(s) {', '.join(missing)}")
+    return table
