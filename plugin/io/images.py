@@ -61,6 +61,14 @@ class Image:
         return self.beam.size_deg / self.pixel_scale_deg
 
     @property
+    def frequency(self) -> float | None:
+        """Observing frequency in Hz from the squeezed frequency axis or RESTFRQ, if known."""
+        for key in ("FREQ", "RESTFRQ", "RESTFREQ"):
+            if self.header.get(key):
+                return float(self.header[key])
+        return None
+
+    @property
     def telescope(self) -> str:
         return str(self.header.get("TELESCOP", "")).strip()
 
@@ -155,6 +163,10 @@ def _to_image(data: np.ndarray, header: fits.Header, path: str, *, require_beam:
     if not np.isfinite(data).any():
         raise RadiofindError(f"{path} has no finite pixels (all NaN/blank)")
     out = wcs.to_header()
+    # The squeezed frequency axis still matters (PyBDSF needs it; models record it).
+    for i in range(3, naxis + 1):
+        if str(header.get(f"CTYPE{i}", "")).upper().startswith("FREQ"):
+            out["FREQ"] = (float(header[f"CRVAL{i}"]), "[Hz] frequency of the squeezed axis")
     for key in _CARRIED:
         if key in header and key not in out:
             out[key] = header[key]

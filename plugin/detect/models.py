@@ -1,0 +1,125 @@
+"""The registry of trained detection models, and choosing one for an image.
+
+A model is a folder with ``card.json`` (what it was trained on, its input normalisation, its TBD
+settings, the beams it is valid for, its validation scores) and ``weights.npz``. Bundled models
+live in ``radiofind/models/<name>/``; ``--model`` also accepts a path to such a folder.
+
+With no ``--model``, the image header picks: the telescope (TELESCOP) must match and the beam,
+in pixels, must lie in the model's valid range. An image that matches no model is refused with the
+list of models, never run through a wrong one silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from radiofind.errors import RadiofindError
+
+log = logging.getLogger("radiofind.detect")
+
+
+@dataclass
+class Model:
+    """A trained model: its card and a lazily built network."""
+
+    name: str
+    path: Path
+    card: dict[str, Any]
+    _net: Any = field(default=None, repr=False)
+
+    @property
+    def architecture(self) -> dict[str, Any]:
+        return self.card["architecture"]
+
+    @property
+    def tbd(self) -> dict[str, Any]:
+        return self.card["tbd"]
+
+    def beam_range(self) -> tuple[float, float]:
+        lo, hi = self.card["valid"]["beam_pixels"]
+        return float(lo), float(hi)
+
+    def network(self):
+        """The Keras network with the trained weights (built on first use)."""
+        if self._net is None:
+            from radiofind.detect.network import build_network, set_weights
+
+            net = build_network(**self.architecture)
+            with np.load(self.path / "weights.npz") as npz:
+                set_weights(net, {k: npz[k] for k in npz.files})
+            self._net = net
+        return self._net
+
+
+def bundled_dir() -> Path:
+    return Path(str(resources.files("radiofind.models")))
+
+
+def load_model(path: str | Path) -> Model:
+    """Load a model folder (``card.json`` + ``weights.npz``)."""
+    path = Path(path)
+    card_path = path / "card.json"
+    if not card_path.is_file() or not (path / "weights.npz").is_file():
+        raise RadiofindError(f"{path} is not a radiofind model (needs card.json and weights.npz)")
+    card = json.loads(card_path.read_text())
+    return Model(name=card.get("name", path.name), path=path, card=card)
+
+
+def bundled_models() -> dict[str, Model]:
+    """Every model shipped in the package, by name."""
+    models = {}
+    for sub in sorted(bundled_dir().iterdir()):
+        if (sub / "card.json").is_file():
+            model = load_model(sub)
+            models[model.name] = model
+    return models
+
+
+def resolve_model(name_or_path: str) -> Model:
+    """A bundled model by name, or a model folder by path."""
+    bundled = bundled_models()
+    if name_or_path in bundled:
+        return bundled[name_or_path]
+    if Path(name_or_path).exists():
+        return load_model(name_or_path)
+    raise RadiofindError(f"unknown model {name_or_path!r}; bundled: {', '.join(bundled) or 'none'}")
+
+
+def select_model(telescope: str, beam_pixels: float) -> tuple[Model, str]:
+    """Pick the bundled model for an image's telescope and beam (in pixels); say why."""
+    models = bundled_models()
+    if not models:
+        raise RadiofindError("no bundled models are installed; pass --model PATH")
+    tel = telescope.strip().lower()
+    same_tel = [m for m in models.values() if m.card["telescope"].lower() == tel]
+    fits = [m for m in same_tel if m.beam_range()[0] <= beam_pixels <= m.beam_range()[1]]
+    listing = "; ".join(f"{m.name} (beam {m.beam_range()[0]:.1f}-{m.beam_range()[1]:.1f} px)"
+                        for m in models.values())
+    if not tel:
+        raise RadiofindError("the image header has no TELESCOP keyword, so no model can be chosen "
+                             f"safely; pass --model (bundled: {listing})")
+    if not fits:
+        raise RadiofindError(f"no bundled model matches this image (telescope {telescope!r}, beam "
+                             f"{beam_pixels:.1f} px); pass --model to force one (bundled: {listing})")
+    # Several can overlap at range edges: prefer the one trained nearest this beam.
+    best = min(fits, key=lambda m: abs(np.log(beam_pixels / m.card["valid"]["beam_pixels_trained"])))
+    return best, f"telescope {telescope}, beam {beam_pixels:.1f} px"
+
+
+def describe_models() -> str:
+    """A table of the bundled models for ``radiofind models``."""
+    rows = ["name                 telescope  weighting  beam (px)   version  validation PC3"]
+    for m in bundled_models().values():
+        lo, hi = m.beam_range()
+        pc3 = m.card.get("validation", {}).get("PC3")
+        rows.append(f"{m.name:<20} {m.card['telescope']:<10} {m.card.get('weighting', '?'):<10} "
+                    f"{lo:4.1f}-{hi:<5.1f}  {m.card.get('version', '?'):<8} "
+                    f"{'-' if pc3 is None else f'{pc3:.2f}'}")
+    return "\n".join(rows)

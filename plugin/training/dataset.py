@@ -1,0 +1,83 @@
+"""Training data: simulated fields on disk -> normalised images, demand images, random crops.
+
+A field is a folder written by ``radiofind simulate``: ``<weighting>-image.fits`` and
+``truth.fits``. Images are normalised exactly as at detection time (divided by
+:func:`radiofind.noise.robust_rms`), so the network never sees raw Jy/beam.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from radiofind.errors import RadiofindError
+from radiofind.io.catalog import read_catalog
+from radiofind.io.images import Image, read_image
+from radiofind.noise import robust_rms
+from radiofind.training.demand import coefficient_image, demand_image
+
+
+@dataclass
+class Field:
+    """One simulated field at one weighting."""
+
+    name: str
+    image: Image
+    normalised: np.ndarray
+    truth_x: np.ndarray
+    truth_y: np.ndarray
+    truth_ra: np.ndarray
+    truth_dec: np.ndarray
+    demand: np.ndarray | None = None
+
+
+def find_fields(data: str | Path, weighting: str) -> list[Path]:
+    """Field folders under ``data`` holding ``<weighting>-image.fits`` and ``truth.fits``."""
+    data = Path(data)
+    if not data.is_dir():
+        raise RadiofindError(f"training data folder not found: {data}")
+    fields = sorted(p.parent for p in data.glob(f"*/{weighting}-image.fits")
+                    if (p.parent / "truth.fits").is_file())
+    if not fields:
+        raise RadiofindError(f"no simulated fields with {weighting}-image.fits and truth.fits in {data}")
+    return fields
+
+
+def load_field(folder: Path, weighting: str) -> Field:
+    img = read_image(folder / f"{weighting}-image.fits")
+    truth = read_catalog(folder / "truth.fits")
+    x, y = img.world_to_pixel(truth["ra"], truth["dec"])
+    noise = robust_rms(img.data)
+    normalised = np.nan_to_num(img.data / noise).astype(np.float32)
+    return Field(folder.name, img, normalised, x, y, np.asarray(truth["ra"]), np.asarray(truth["dec"]))
+
+
+def attach_demand(field: Field, *, alpha: float, b_n: float, horn_radius: float,
+                  gauss_fwhm: float) -> None:
+    coeff = coefficient_image(field.normalised.shape, field.truth_x, field.truth_y,
+                              horn_radius=horn_radius, gauss_fwhm=gauss_fwhm)
+    field.demand = demand_image(field.normalised, coeff, alpha=alpha, b_n=b_n)
+
+
+def random_crops(fields: list[Field], n: int, size: int, rng: np.random.Generator, *,
+                 augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random (input, demand) crops of ``size``², with flips and 90° rotations."""
+    xs = np.empty((n, size, size, 1), np.float32)
+    ys = np.empty((n, size, size, 1), np.float32)
+    for k in range(n):
+        f = fields[rng.integers(len(fields))]
+        ny, nx = f.normalised.shape
+        if ny < size or nx < size:
+            raise RadiofindError(f"crop size {size} exceeds image {f.name} ({nx}x{ny})")
+        y0, x0 = rng.integers(0, ny - size + 1), rng.integers(0, nx - size + 1)
+        a = f.normalised[y0:y0 + size, x0:x0 + size]
+        b = f.demand[y0:y0 + size, x0:x0 + size]
+        if augment:
+            turns, flip = int(rng.integers(4)), bool(rng.integers(2))
+            a, b = np.rot90(a, turns), np.rot90(b, turns)
+            if flip:
+                a, b = a[:, ::-1], b[:, ::-1]
+        xs[k, :, :, 0], ys[k, :, :, 0] = a, b
+    return xs, ys
