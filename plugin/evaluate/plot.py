@@ -7,7 +7,8 @@ import os
 
 import numpy as np
 
-_COUNT_PANELS = (("tp_true", "TP"), ("fp", "FP"), ("fn", "FN"))
+_COUNT_PANELS = (("tp_true", "TP (solid: by true SNR, dotted: by detection SNR)"),
+                 ("fp", "FP (by detection SNR)"), ("fn", "FN (by true SNR)"))
 _SCORE_PANELS = (("purity", "Purity"), ("completeness", "Completeness"),
                  ("pc", "Purity × Completeness"))
 
@@ -63,7 +64,7 @@ def plot_metrics(results: dict, path: str | os.PathLike, *, title: str | None = 
 
     for ax in axes[0]:
         ax.set_ylabel("count per bin")
-        ax.set_yscale("symlog", linthresh=1)
+        ax.set_ylim(bottom=0)
     for ax in axes[1]:
         ax.axhline(0.9, color="0.6", lw=1)
         ax.set_ylim(-0.03, 1.05)

@@ -111,6 +111,10 @@ def read_catalog(path: str | os.PathLike, *, required=("ra", "dec")) -> Table:
         table = Table.read(path, format=fmt)
     except Exception as err:  # astropy raises many types for unreadable tables
         raise RadiofindError(f"{path} is not a readable catalogue ({err})") from None
+    # PyBDSF (and many other finders) write upper-case RA/DEC: accept any case.
+    for name in list(table.colnames):
+        if name.lower() in ("ra", "dec") and name.lower() not in table.colnames:
+            table.rename_column(name, name.lower())
     missing = [c for c in required if c not in table.colnames]
     if missing:
         raise RadiofindError(f"{path} lacks column(s) {', '.join(missing)}")
