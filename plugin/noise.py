@@ -69,6 +69,8 @@ def source_mask(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, radius_pix
     yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
     disk = xx**2 + yy**2 <= radius_pix**2
     ny, nx = shape
+    finite = np.isfinite(x) & np.isfinite(y)
+    x, y = np.asarray(x, float)[finite], np.asarray(y, float)[finite]
     for xc, yc in zip(np.rint(x).astype(int), np.rint(y).astype(int)):
         y0, y1 = max(yc - r, 0), min(yc + r + 1, ny)
         x0, x1 = max(xc - r, 0), min(xc + r + 1, nx)
@@ -82,7 +84,9 @@ def pixel_values(data: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Image values at the nearest pixels to (x, y) (0-based); NaN outside the image."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
-    xi, yi = np.rint(x).astype(int), np.rint(y).astype(int)
+    finite = np.isfinite(x) & np.isfinite(y)
+    xi = np.where(finite, np.rint(np.where(finite, x, 0)), -1).astype(int)
+    yi = np.where(finite, np.rint(np.where(finite, y, 0)), -1).astype(int)
     ny, nx = data.shape
     inside = (xi >= 0) & (xi < nx) & (yi >= 0) & (yi < ny)
     out = np.full(x.shape, np.nan)

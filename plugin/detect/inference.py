@@ -1,8 +1,10 @@
 """Run a network over an image in overlapping chunks (dask ``map_overlap``).
 
-The halo is the network's receptive-field radius and the image border is padded with zeros, which
-is exactly what the network's own 'same' padding does in one pass: the chunked result equals the
-one-pass result, with no seams at chunk edges.
+The halo between chunks is the network's receptive-field radius, so every output pixel sees the
+same input as in one pass: no seams at chunk edges. At the image's own edges no halo is added
+(``boundary="none"``): the network's per-layer 'same' zero padding then acts exactly as in one pass
+(padding the *input* with zeros would not, since the biases make the padded halo non-zero after the
+first layer). The chunked result equals the one-pass result to float rounding.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def predict_map(model, arch: dict, data: np.ndarray, *, chunk: int = DEFAULT_CHU
     if max(data.shape) <= chunk:
         return run_block(data)
     arr = da.from_array(data.astype(np.float32, copy=False), chunks=(chunk, chunk))
-    result = arr.map_overlap(run_block, depth=halo, boundary=0, dtype=np.float32,
+    result = arr.map_overlap(run_block, depth=halo, boundary="none", dtype=np.float32,
                              meta=np.array((), dtype=np.float32))
     # One compute for the whole map; TF's own thread pool runs each block.
     return result.compute(scheduler="threads")

@@ -19,7 +19,7 @@ from radiofind.errors import RadiofindError
 
 # Pairs at exactly the radius count as matches; the relative slack absorbs the rounding of the
 # unit-vector chord so that "exactly at the radius" does not depend on floating-point luck.
-_RADIUS_SLACK = 0.0
+_RADIUS_SLACK = 1e-9
 
 
 @dataclass

@@ -217,7 +217,7 @@ def score(truth_snr, det_snr, truth_found, det_is_tp, *, snr_bin: float = 0.5,
         "s90": s90_value, "level": float(level),
         "n_above_s90": int((tp_det + fp)[above].sum()),
         "n_truth": int(truth_snr.size), "n_detections": int(det_snr.size),
-        "n_tp": n_tp, "n_fp": int(det_snr.size - n_tp), "n_fn": int(truth_snr.size - n_tp),
+        "n_tp": n_tp, "n_fp": int((~det_is_tp).sum()), "n_fn": int((~truth_found).sum()),
         "n_truth_unbinned": int(np.isnan(truth_snr).sum()),
         "n_det_unbinned": int(np.isnan(det_snr).sum()),
     }

@@ -118,14 +118,19 @@ def compare_catalogs(image: Image, truth: Table, catalogs: Mapping[str, Table], 
     _check_positive(match_radius, "match_radius")
     t_ra, t_dec = table_radec(truth, "truth catalogue")
     t_x, t_y = image.world_to_pixel(t_ra, t_dec)
-    truth_snr, noise = measure_snr(image, t_x, t_y, known_sources=True)
+    # Positions the projection cannot place (e.g. the far side of a SIN image) get no SNR.
+    placed = np.isfinite(t_x) & np.isfinite(t_y)
+    truth_snr = np.full(t_ra.shape, np.nan)
+    truth_snr[placed], noise = measure_snr(image, t_x[placed], t_y[placed], known_sources=True)
     radius_deg = match_radius * image.beam.size_deg
 
     finders = {}
     for name, table in catalogs.items():
         d_ra, d_dec = table_radec(table, f"catalogue {name!r}")
         d_x, d_y = image.world_to_pixel(d_ra, d_dec)
-        det_snr = pixel_values(image.data, d_x, d_y) / noise
+        det_snr = np.full(d_ra.shape, np.nan)
+        placed = np.isfinite(d_x) & np.isfinite(d_y)
+        det_snr[placed] = pixel_values(image.data, d_x[placed], d_y[placed]) / noise
         match = crossmatch(t_ra, t_dec, d_ra, d_dec, radius_deg=radius_deg)
         res = score(truth_snr, det_snr, match.truth_found, match.det_is_tp, snr_bin=snr_bin)
         res["median_separation_arcsec"] = (float(np.median(match.separation_deg)) * 3600.0

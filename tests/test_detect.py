@@ -1,0 +1,143 @@
+"""Thresholded blob detection, chunked inference, and the detect command on synthetic images."""
+
+import json
+
+import numpy as np
+import pytest
+from astropy.table import Table
+from scipy import ndimage
+from synthetic import make_header, make_image, write_image
+
+from radiofind.detect.blobs import dynamic_threshold, find_blobs
+from radiofind.errors import RadiofindError
+
+
+def blob_map(shape, xs, ys, amps, sigma=2.0, noise=0.02, seed=1):
+    rng = np.random.default_rng(seed)
+    m = np.zeros(shape)
+    m[ys, xs] = amps
+    m = ndimage.gaussian_filter(m, sigma) * 2 * np.pi * sigma**2
+    return m + noise * rng.normal(size=shape)
+
+
+def test_tbd_finds_every_blob_at_its_position():
+    xs = np.array([20, 60, 100, 140, 30, 170])
+    ys = np.array([25, 80, 40, 150, 160, 100])
+    tmap = blob_map((200, 200), xs, ys, np.array([1.0, 2.0, 0.5, 4.0, 0.8, 1.5]))
+    blobs = find_blobs(tmap, delta_max=5000, a_min=5, centre="centroid")
+    assert len(blobs.x) == 6
+    order = np.argsort(blobs.x)
+    np.testing.assert_allclose(np.sort(xs), blobs.x[order], atol=0.3)
+    np.testing.assert_allclose(ys[np.argsort(xs)], blobs.y[order], atol=0.3)
+    # The dynamic threshold stopped above the noise (sigma 0.02) and below the faintest peak.
+    assert 0.02 < blobs.threshold < 0.5
+
+
+def test_tbd_a_min_removes_small_blobs():
+    tmap = np.zeros((50, 50))
+    tmap[10:16, 10:16] = 1.0  # 36 pixels
+    tmap[30, 30] = 1.0  # one pixel
+    assert len(find_blobs(tmap, delta_max=100, a_min=1, threshold=0.5).x) == 2
+    blobs = find_blobs(tmap, delta_max=100, a_min=10, threshold=0.5)
+    assert len(blobs.x) == 1 and blobs.area[0] == 36
+
+
+def test_tbd_centre_rules_differ_on_a_lopsided_blob():
+    tmap = np.zeros((20, 20))
+    tmap[10, 5:10] = [0.2, 0.2, 0.2, 0.2, 1.0]  # peak at x=9, mean at x=7
+    kw = dict(delta_max=100, a_min=1, threshold=0.1)
+    assert find_blobs(tmap, centre="peak", **kw).x[0] == 9
+    assert find_blobs(tmap, centre="mean", **kw).x[0] == pytest.approx(7.0)
+    assert find_blobs(tmap, centre="centroid", **kw).x[0] == pytest.approx(
+        (5 * 0.2 + 6 * 0.2 + 7 * 0.2 + 8 * 0.2 + 9 * 1.0) / 1.8)
+
+
+def test_dynamic_threshold_stops_before_noise_floods_in():
+    rng = np.random.default_rng(3)
+    tmap = 0.05 * rng.normal(size=(512, 512))
+    xs, ys = rng.integers(10, 502, 20), rng.integers(10, 502, 20)
+    tmap[ys, xs] = rng.uniform(0.5, 3.0, 20)
+    # 1000 per 4096^2 allows ~15 new blobs per step on 512^2.
+    tau, ladder, counts = dynamic_threshold(tmap, delta_max=1000, n_steps=40)
+    assert np.all(np.diff(ladder) < 0)
+    allowed = 1000 * 512**2 / 4096**2
+    # Every source is above tau, with at most a few noise peaks; the next step let the noise in.
+    assert np.all(tmap[ys, xs] > tau)
+    assert 20 <= ndimage.label(tmap > tau)[1] <= 20 + 2 * allowed
+    assert counts[-1] - counts[-2] > allowed
+    assert np.all(np.diff(counts[:-1]) <= allowed)
+
+
+def test_tbd_rejects_bad_parameters():
+    with pytest.raises(RadiofindError):
+        find_blobs(np.zeros((10, 10)), delta_max=10, a_min=1, centre="middle")
+    with pytest.raises(RadiofindError):
+        find_blobs(np.zeros((10, 10)), delta_max=0, a_min=1)
+
+
+def test_chunked_inference_equals_one_pass_on_uneven_chunks():
+    from radiofind.detect.inference import predict_map
+    from radiofind.detect.network import DEFAULT_ARCHITECTURE, build_network
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    net = build_network(**DEFAULT_ARCHITECTURE)
+    data = np.random.default_rng(0).normal(size=(150, 217)).astype(np.float32)
+    whole = predict_map(net, DEFAULT_ARCHITECTURE, data, chunk=1000)
+    chunked = predict_map(net, DEFAULT_ARCHITECTURE, data, chunk=64)  # 64+64+22 by 64+64+64+25
+    assert np.abs(whole).max() > 0
+    np.testing.assert_allclose(chunked, whole, atol=1e-5 * np.abs(whole).max())
+
+
+@pytest.fixture(scope="module")
+def random_model(tmp_path_factory):
+    """An untrained network packaged as a model folder (tests the plumbing, not the science)."""
+    from radiofind.detect.network import DEFAULT_ARCHITECTURE, build_network, get_weights
+
+    import keras
+
+    keras.utils.set_random_seed(1)
+    path = tmp_path_factory.mktemp("model")
+    np.savez(path / "weights.npz", **get_weights(build_network(**DEFAULT_ARCHITECTURE)))
+    card = {"name": "test-random", "telescope": "MeerKAT", "architecture": DEFAULT_ARCHITECTURE,
+            "tbd": {"delta_max": 100, "a_min": 3, "centre": "mean", "n_steps": 30},
+            "valid": {"beam_pixels": [2, 8], "beam_pixels_trained": 4}}
+    (path / "card.json").write_text(json.dumps(card))
+    return path
+
+
+def test_detect_writes_catalogue_and_map_with_the_input_wcs(tmp_path, random_model):
+    from astropy.io import fits
+
+    from radiofind.detect.run import detect
+
+    data, *_ = make_image(128, n_sources=5)
+    image = write_image(tmp_path / "field.fits", data, make_header(128))
+    out = tmp_path / "out"
+    summary = detect(image=image, outdir=str(out), model=str(random_model))
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["field.radiofind-map.fits", "field.radiofind.crtf", "field.radiofind.csv",
+                     "field.radiofind.fits", "field.radiofind.reg"]
+    tmap_header = fits.getheader(out / "field.radiofind-map.fits")
+    for key in ("CRVAL1", "CRVAL2", "CDELT1", "CDELT2", "CRPIX1", "CTYPE1", "BMAJ"):
+        assert tmap_header[key] == fits.getheader(image)[key]
+    table = Table.read(out / "field.radiofind.fits")
+    assert len(table) == summary["n_sources"]
+    assert set(["ra", "dec", "x", "y", "peak", "snr"]) <= set(table.colnames)
+    # Refuses to overwrite, and leaves the earlier outputs untouched.
+    before = (out / "field.radiofind.csv").read_bytes()
+    with pytest.raises(RadiofindError, match="exists"):
+        detect(image=image, outdir=str(out), model=str(random_model))
+    assert (out / "field.radiofind.csv").read_bytes() == before
+
+
+def test_model_selection_refuses_an_unknown_telescope():
+    from radiofind.detect.models import bundled_models, select_model
+
+    if not bundled_models():
+        pytest.skip("no bundled models")
+    with pytest.raises(RadiofindError, match="no bundled model matches"):
+        select_model("LOFAR", 4.0)
+    with pytest.raises(RadiofindError, match="TELESCOP"):
+        select_model("", 4.0)
