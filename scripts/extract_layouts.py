@@ -54,7 +54,7 @@ def meerkat_positions(wheel: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     with zipfile.ZipFile(wheel) as whl:
         layout = yaml.safe_load(whl.read(SIMMS[2]))
     if layout.get("coord_sys") != "geodetic":
-        raise SystemExit(f"{SIMMS[2]}: expected geodetic coordinates, got {layout.get('coord_sys')}")
+        raise SystemExit(f"{SIMMS[2]}: coordinates are {layout.get('coord_sys')}, not geodetic")
     index = {name: i for i, name in enumerate(layout["antnames"])}
     names = list(layout["subarray"]["meerkat"])
     geo = np.array([layout["antlocations"][index[n]] for n in names], dtype=float)
@@ -85,7 +85,7 @@ def write_layout(path: Path, header: list[str], names, xyz, sizes) -> None:
     """Write one layout file: ``#`` header lines, then ``name x y z dish_diameter`` per antenna."""
     lines = [f"# {line}" if line else "#" for line in header]
     lines.append("# name x_itrf_m y_itrf_m z_itrf_m dish_diameter_m")
-    for name, (x, y, z), size in zip(names, xyz, sizes):
+    for name, (x, y, z), size in zip(names, xyz, sizes, strict=True):
         lines.append(f"{name} {x:.4f} {y:.4f} {z:.4f} {size:g}")
     path.write_text("\n".join(lines) + "\n")
 
@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
             "MeerKAT: 64 dishes M000-M063, 13.5 m, ITRF (geocentric) X Y Z in metres.",
             f"Source: PyPI package {SIMMS[0]} {SIMMS[1]}, file {SIMMS[2]},",
             "subarray 'meerkat' (WGS84 longitude/latitude in degrees, height in metres).",
-            "Conversion: astropy EarthLocation.from_geodetic(lon, lat, height, 'WGS84'), to 0.1 mm.",
+            "Conversion: astropy EarthLocation.from_geodetic(lon, lat, height, 'WGS84'),",
+            "rounded to 0.1 mm.",
             f"Extracted by scripts/extract_layouts.py on {args.date}.",
         ], names, xyz, sizes)
 

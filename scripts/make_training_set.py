@@ -5,7 +5,7 @@ Each field is one `radiofind simulate` run (casatools MS -> ducc0 predict + ther
 at natural and uniform weighting + truth) at its own pointing, drawn from the field's seed. A field
 whose folder already holds simulation.json is skipped, so a killed run continues where it stopped.
 
-    python scripts/make_training_set.py --telescope meerkat --fields 40 --out data/meerkat
+    python scripts/make_training_set.py --telescope meerkat --fields 160 --out data/meerkat
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--scale", type=float, default=1.5)
     ap.add_argument("--n-sources", type=int, default=150)
+    ap.add_argument("--snr-scales", default="1.5,3.0",
+                    help="exponential SNR scales, cycled over the fields (1.5 = DeepSource; a "
+                         "flatter 3.0 gives the uniform-weighting images enough detectable sources)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -41,14 +44,16 @@ def main() -> None:
     from radiofind.simulation.run import simulate
 
     out = Path(args.out)
-    for seed in range(args.first_seed, args.first_seed + args.fields):
+    scales = [float(v) for v in args.snr_scales.split(",")]
+    for k, seed in enumerate(range(args.first_seed, args.first_seed + args.fields)):
         field = out / f"{args.telescope}-{seed}"
         if (field / "simulation.json").exists():
             continue
         ra, dec = pointing(seed)
         t0 = time.perf_counter()
         simulate(telescope=args.telescope, ra=f"{ra:.4f}", dec=f"{dec:.4f}", size=args.size,
-                 scale=args.scale, n_sources=args.n_sources, seed=seed, drop_ms=True,
+                 scale=args.scale, n_sources=args.n_sources, seed=seed,
+                 snr_scale=scales[k % len(scales)], drop_ms=True,
                  outdir=str(field), overwrite=True)
         logging.info("field %s (RA %.1f, Dec %.1f) in %.0f s", field.name, ra, dec,
                      time.perf_counter() - t0)

@@ -62,8 +62,13 @@ def attach_demand(field: Field, *, alpha: float, b_n: float, horn_radius: float,
 
 
 def random_crops(fields: list[Field], n: int, size: int, rng: np.random.Generator, *,
-                 augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` random (input, demand) crops of ``size``², with flips and 90° rotations."""
+                 augment: bool = True, source_fraction: float = 0.5
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random (input, demand) crops of ``size``², with flips and 90° rotations.
+
+    A fraction ``source_fraction`` of the crops contain a true source at a random place (sources
+    cover a tiny part of the sky, so uniform crops alone teach mostly background).
+    """
     xs = np.empty((n, size, size, 1), np.float32)
     ys = np.empty((n, size, size, 1), np.float32)
     for k in range(n):
@@ -71,7 +76,13 @@ def random_crops(fields: list[Field], n: int, size: int, rng: np.random.Generato
         ny, nx = f.normalised.shape
         if ny < size or nx < size:
             raise RadiofindError(f"crop size {size} exceeds image {f.name} ({nx}x{ny})")
-        y0, x0 = rng.integers(0, ny - size + 1), rng.integers(0, nx - size + 1)
+        if rng.random() < source_fraction and len(f.truth_x):
+            k_src = rng.integers(len(f.truth_x))
+            cx = int(np.rint(f.truth_x[k_src])) - int(rng.integers(size))
+            cy = int(np.rint(f.truth_y[k_src])) - int(rng.integers(size))
+            x0, y0 = int(np.clip(cx, 0, nx - size)), int(np.clip(cy, 0, ny - size))
+        else:
+            y0, x0 = rng.integers(0, ny - size + 1), rng.integers(0, nx - size + 1)
         a = f.normalised[y0:y0 + size, x0:x0 + size]
         b = f.demand[y0:y0 + size, x0:x0 + size]
         if augment:

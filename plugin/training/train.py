@@ -29,8 +29,8 @@ from radiofind.io.outputs import staged_outputs
 
 log = logging.getLogger("radiofind.train")
 
-DELTA_MAX_GRID = (12, 25, 50, 100, 200, 400)
-A_MIN_GRID = (1, 3, 5, 10, 20, 40)
+DELTA_MAX_GRID = (25, 50, 100, 200, 400, 800, 1600)
+A_MIN_GRID = (1, 3, 5, 10, 20, 40, 80)
 
 
 def validation_scores(fields, tmaps, *, delta_max: float, a_min: int, centre: str,

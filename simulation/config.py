@@ -1,0 +1,195 @@
+"""Validate ``radiofind simulate``'s parameters once, before any work, into one object.
+
+Everything a user can get wrong (an unknown telescope, a non-positive size or time, an unreadable
+pointing, a sky that cannot fit, a missing WSClean) is refused here with a
+:class:`~radiofind.errors.RadiofindError`, so a run never fails half-way for a reason that was
+knowable at the start. The steps then read only what they need from the result.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from radiofind.errors import RadiofindError
+from radiofind.simulation.imaging import WEIGHTINGS
+from radiofind.simulation.ms import Observation
+from radiofind.simulation.noise import visibility_sigma
+from radiofind.simulation.sky import PointSky, draw_point_sources, image_wcs, parse_pointing
+from radiofind.simulation.telescopes import get_telescope
+
+MIN_SIZE = 32  # ducc0's smallest grid; WSClean's pixel centre needs an even size too
+
+
+def _number(name: str, value: Any, *, integer: bool = False, minimum: float | None = None,
+            above: float | None = None, below: float | None = None) -> Any:
+    """``value`` as a float (or int), checked against the bounds; RadiofindError otherwise."""
+    if isinstance(value, bool):
+        raise RadiofindError(f"{name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RadiofindError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise RadiofindError(f"{name} must be finite, got {value!r}")
+    if integer:
+        if number != int(number):
+            raise RadiofindError(f"{name} must be a whole number, got {value!r}")
+        number = int(number)
+    if minimum is not None and number < minimum:
+        raise RadiofindError(f"{name} must be at least {minimum:g}, got {value!r}")
+    if above is not None and not number > above:
+        raise RadiofindError(f"{name} must be greater than {above:g}, got {value!r}")
+    if below is not None and not number < below:
+        raise RadiofindError(f"{name} must be less than {below:g}, got {value!r}")
+    return number
+
+
+def _weightings(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    names = tuple(str(v).strip().lower() for v in items if str(v).strip())
+    unknown = [n for n in names if n not in WEIGHTINGS]
+    if unknown:
+        raise RadiofindError(
+            f"unknown weighting {unknown[0]!r}; choose from {', '.join(WEIGHTINGS)}")
+    return tuple(dict.fromkeys(names))  # drop repeats, keep order
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Validated parameters of one simulation (see :func:`radiofind.simulation.run.simulate`)."""
+
+    params: dict
+    outdir: Path
+    observation: Observation
+    sefd: float | None
+    sigma_vis: float
+    n_sources: int
+    snr_scale: float
+    snr_min: float
+    min_separation: float
+    border: float
+    size: int
+    scale: float
+    weightings: tuple[str, ...]
+    niter: int
+    auto_threshold: float
+    mgain: float
+    image: bool  # not skip_imaging
+    keep_ms: bool  # not drop_ms
+    seed: int
+    threads: int
+    overwrite: bool
+
+    @classmethod
+    def from_params(cls, params: dict) -> SimulationConfig:
+        """Check every parameter of ``simulate`` and resolve defaults (SEFD, threads)."""
+        p = dict(params)
+        if not p.get("outdir"):
+            raise RadiofindError("outdir is required")
+        telescope = get_telescope(p["telescope"])
+        ra_deg, dec_deg = parse_pointing(p["ra"], p["dec"])
+        observation = Observation(
+            telescope=telescope, ra_deg=ra_deg, dec_deg=dec_deg,
+            synthesis_time=_number("synthesis_time", p["synthesis_time"], above=0),
+            integration_time=_number("integration_time", p["integration_time"], above=0),
+            frequency=_number("frequency", p["frequency"], above=0),
+            channel_width=_number("channel_width", p["channel_width"], above=0),
+            n_channels=_number("n_channels", p["n_channels"], integer=True, minimum=1))
+        sefd = None
+        if p.get("sigma") is not None:
+            sigma_vis = _number("sigma", p["sigma"], above=0)
+        else:
+            sefd = telescope.sefd if p.get("sefd") is None else _number("sefd", p["sefd"], above=0)
+            sigma_vis = visibility_sigma(sefd, observation.channel_width,
+                                         observation.integration_time)
+        size = _number("size", p["size"], integer=True, above=0)
+        if size < MIN_SIZE or size % 2:
+            raise RadiofindError(f"size must be an even number of pixels >= {MIN_SIZE}, got {size}")
+        scale = _number("scale", p["scale"], above=0)
+        # The SIN projection needs l**2 + m**2 < 1 at the image corners.
+        if size / 2 * scale * math.sqrt(2) * math.pi / 180 / 3600 >= 1:
+            raise RadiofindError(f"a {size}-pixel image of {scale:g}\" pixels exceeds the sky")
+        image = not p["skip_imaging"]
+        if not image and p["drop_ms"]:
+            raise RadiofindError("skip_imaging with drop_ms would leave no data: choose one")
+        weightings = _weightings(p["weightings"])
+        if image and not weightings:
+            raise RadiofindError("no weighting to image: give natural and/or uniform")
+        threads = _number("threads", p["threads"], integer=True, minimum=0)
+        cfg = cls(
+            params=_jsonable(p), outdir=Path(p["outdir"]), observation=observation, sefd=sefd,
+            sigma_vis=sigma_vis,
+            n_sources=_number("n_sources", p["n_sources"], integer=True, minimum=0),
+            snr_scale=_number("snr_scale", p["snr_scale"], above=0),
+            snr_min=_number("snr_min", p["snr_min"], minimum=0),
+            min_separation=_number("min_separation", p["min_separation"], minimum=0),
+            border=_number("border", p["border"], minimum=0, below=0.5),
+            size=size, scale=scale, weightings=weightings,
+            niter=_number("niter", p["niter"], integer=True, minimum=0),
+            auto_threshold=_number("auto_threshold", p["auto_threshold"], above=0),
+            mgain=_number("mgain", p["mgain"], above=0),
+            image=image, keep_ms=not p["drop_ms"],
+            seed=_number("seed", p["seed"], integer=True, minimum=0),
+            threads=threads or os.cpu_count() or 1, overwrite=bool(p["overwrite"]))
+        if cfg.mgain > 1:
+            raise RadiofindError(f"mgain must be at most 1, got {cfg.mgain:g}")
+        if image:
+            from radiofind.simulation.imaging import find_wsclean
+
+            find_wsclean()  # a missing WSClean is found now, not after the MS is made
+        return cfg
+
+    def output_names(self) -> list[str]:
+        """Names written into ``outdir``."""
+        names = ["truth.fits", "simulation.json"]
+        if self.keep_ms:
+            names.insert(0, "sim.ms")
+        if self.image:
+            names += [f"{w}-{kind}.fits" for w in self.weightings
+                      for kind in ("image", "residual", "psf")]
+        return names
+
+    def draw_sky(self) -> PointSky:
+        """The sky in units of SNR (flux unit 1 Jy until the noise is known)."""
+        obs = self.observation
+        wcs = image_wcs(obs.ra_deg, obs.dec_deg, self.size, self.scale)
+        return draw_point_sources(
+            self.n_sources, wcs=wcs, size=self.size, scale=self.scale, flux_unit=1.0,
+            snr_min=self.snr_min, snr_scale=self.snr_scale, border=self.border,
+            min_separation=self.min_separation, seed=self.seed)
+
+    def noise_rng(self) -> np.random.Generator:
+        """The thermal noise's generator: seeded by ``seed`` but a stream apart from the sky's."""
+        return np.random.default_rng([self.seed, 1])
+
+    def truth_meta(self) -> dict:
+        """FITS header keywords of the truth catalogue."""
+        obs = self.observation
+        return {"TELESCOP": obs.telescope.casa_name, "RA_PNT": (obs.ra_deg, "pointing RA, deg"),
+                "DEC_PNT": (obs.dec_deg, "pointing Dec, deg"), "SEED": self.seed,
+                "IMSIZE": (self.size, "image size, pixels"),
+                "PIXSCALE": (self.scale, "pixel size, arcsec"),
+                "SNRMIN": self.snr_min, "SNRSCALE": self.snr_scale,
+                "MINSEP": (self.min_separation, "minimum separation, arcsec"),
+                "BORDER": (self.border, "source-free border, fraction of size"),
+                "SIGVIS": (self.sigma_vis, "noise per visibility re/im, Jy")}
+
+
+def _jsonable(params: dict) -> dict:
+    """Parameters as JSON values (paths as strings, sequences as lists)."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        elif isinstance(value, (tuple, list)):
+            value = list(value)
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    return out

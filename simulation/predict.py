@@ -1,0 +1,144 @@
+"""Visibilities of a point-source sky: ducc0's wgridder, an exact DFT reference, and the MS writer.
+
+Sign convention (measured with WSClean, FACTS.md): with a Measurement Set's UVW column,
+
+    V(u, v, w) = sum_k S_k exp(+2 pi i (u l_k + v m_k + w (n_k - 1))),   n = sqrt(1 - l**2 - m**2)
+
+with (u, v, w) in wavelengths and (l, m) the direction cosines towards east and north.
+
+Image pixels to (l, m): WSClean's image is a SIN projection about the phase centre, whose
+projection-plane coordinates *are* (l, m), linear in pixels, with ``CDELT1 = -scale`` (RA, i.e. l,
+grows to the left) and 0-based pixel (size/2, size/2) at the centre:
+
+    l = -(x - size/2) * scale,    m = (y - size/2) * scale       (scale in radians)
+
+ducc0 indexes its model as ``model[ix, iy]`` with ``l' = (ix - nx/2) * pixsize``. FACTS' flags
+(``flip_u=True``) need ``model[l, m]`` with l growing with the index, i.e. ``ix = size - x``, which
+falls off the grid for x = 0. Flipping the sign of u *and* of l leaves ``u l`` unchanged, so
+``flip_u=False, flip_v=True`` with ``model[x, y]`` (the image transposed, no mirroring) is the
+same transform and covers exactly WSClean's pixels. tests/test_simulation.py checks this against
+:func:`dft_visibilities` and against a WSClean image.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from radiofind.simulation.noise import add_thermal_noise, sigma_weight
+from radiofind.simulation.sky import PointSky
+
+log = logging.getLogger("radiofind.simulation")
+
+SPEED_OF_LIGHT = 299_792_458.0
+ARCSEC = np.pi / 180.0 / 3600.0
+
+
+def pixel_to_lm(x: np.ndarray, y: np.ndarray, size: int, scale: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Direction cosines (l, m) of 0-based image pixels (x, y); ``scale`` in arcsec."""
+    step = scale * ARCSEC
+    l_ = -(np.asarray(x, dtype=float) - size // 2) * step
+    m_ = (np.asarray(y, dtype=float) - size // 2) * step
+    return l_, m_
+
+
+def dft_visibilities(uvw: np.ndarray, freqs: np.ndarray, l: np.ndarray, m: np.ndarray,  # noqa: E741
+                     flux: np.ndarray) -> np.ndarray:
+    """Exact visibilities of point sources (slow, for tests): shape ``(nrow, nchan)``.
+
+    Parameters
+    ----------
+    uvw
+        ``(nrow, 3)`` baseline coordinates, metres (MS UVW column).
+    freqs
+        ``(nchan,)`` Hz.
+    l, m
+        Direction cosines of the sources.
+    flux
+        Flux densities, Jy.
+    """
+    l = np.asarray(l, dtype=float)  # noqa: E741
+    m = np.asarray(m, dtype=float)
+    n1 = np.sqrt(1.0 - l**2 - m**2) - 1.0
+    out = np.zeros((len(uvw), len(freqs)), dtype=np.complex128)
+    path = uvw[:, 0:1] * l + uvw[:, 1:2] * m + uvw[:, 2:3] * n1  # (nrow, nsrc), metres
+    for c, f in enumerate(np.asarray(freqs, dtype=float)):
+        out[:, c] = np.exp(2j * np.pi * path * (f / SPEED_OF_LIGHT)) @ np.asarray(flux, float)
+    return out
+
+
+def model_image(x: np.ndarray, y: np.ndarray, flux: np.ndarray, size: int) -> np.ndarray:
+    """ducc0's model array for sources at integer pixels: ``model[x, y] = flux`` (image.T)."""
+    model = np.zeros((size, size), dtype=np.float64)
+    np.add.at(model, (np.asarray(x, dtype=int), np.asarray(y, dtype=int)), flux)
+    return model
+
+
+def predict_point_sources(uvw: np.ndarray, freqs: np.ndarray, model: np.ndarray, scale: float, *,
+                          threads: int = 1, epsilon: float = 1e-8) -> np.ndarray:
+    """Visibilities ``(nrow, nchan)`` of a model from :func:`model_image`, with ducc0.
+
+    Parameters
+    ----------
+    uvw
+        ``(nrow, 3)`` metres.
+    freqs
+        ``(nchan,)`` Hz.
+    model
+        ``(size, size)`` array indexed ``[x, y]`` of image pixels, Jy.
+    scale
+        Pixel size, arcsec.
+    threads
+        ducc0 threads.
+    epsilon
+        ducc0's requested accuracy (relative, on the whole output).
+    """
+    from ducc0.wgridder.experimental import dirty2vis  # the simulation extra only
+
+    return dirty2vis(uvw=np.ascontiguousarray(uvw, dtype=np.float64),
+                     freq=np.ascontiguousarray(freqs, dtype=np.float64), dirty=model,
+                     pixsize_x=scale * ARCSEC, pixsize_y=scale * ARCSEC, epsilon=epsilon,
+                     do_wgridding=True, flip_u=False, flip_v=True, flip_w=False,
+                     divide_by_n=False, nthreads=int(threads))
+
+
+def fill_ms(path: str | os.PathLike, sky: PointSky, *, size: int, scale: float, sigma: float,
+            rng: np.random.Generator, threads: int = 1, max_samples: int = 4_000_000) -> None:
+    """Write DATA = sky + thermal noise, and SIGMA/WEIGHT, into a Measurement Set.
+
+    XX and YY carry the Stokes I flux (an unpolarised source: I = (XX + YY) / 2), XY and YX none;
+    every correlation gets independent noise of ``sigma`` (re and im). Rows are processed in
+    chunks of at most ``max_samples`` row x channel samples (about 64 bytes each in memory).
+    """
+    from casacore.tables import table
+
+    from radiofind.simulation.ms import ms_frequencies
+
+    freqs = ms_frequencies(path)
+    model = model_image(sky.x, sky.y, sky.flux, size)
+    with table(os.fspath(path), readonly=False, ack=False) as tab:
+        nrow = tab.nrows()
+        ncorr = tab.getcell("DATA", 0).shape[1]
+        step = max(1, max_samples // len(freqs))
+        for start in range(0, nrow, step):
+            n = min(step, nrow - start)
+            uvw = tab.getcol("UVW", startrow=start, nrow=n)
+            stokes_i = predict_point_sources(uvw, freqs, model, scale, threads=threads)
+            data = np.zeros((n, len(freqs), ncorr), dtype=np.complex64)
+            data[:, :, 0] = stokes_i
+            data[:, :, ncorr - 1] = stokes_i
+            add_thermal_noise(data, sigma, rng)
+            sig, wgt = sigma_weight(sigma, (n, ncorr))
+            tab.putcol("DATA", data, startrow=start, nrow=n)
+            tab.putcol("SIGMA", sig, startrow=start, nrow=n)
+            tab.putcol("WEIGHT", wgt, startrow=start, nrow=n)
+            if "WEIGHT_SPECTRUM" in tab.colnames():
+                tab.putcol("WEIGHT_SPECTRUM", np.broadcast_to(
+                    wgt[:, None, :], data.shape).astype(np.float32), startrow=start, nrow=n)
+            if "SIGMA_SPECTRUM" in tab.colnames():
+                tab.putcol("SIGMA_SPECTRUM", np.broadcast_to(
+                    sig[:, None, :], data.shape).astype(np.float32), startrow=start, nrow=n)
+            log.debug("filled rows %d-%d of %d", start, start + n, nrow)

@@ -1,0 +1,211 @@
+"""The DeepSource point-source sky (Vafaei Sadr et al. 2019, section 2) on the output image grid.
+
+Each source's SNR is drawn from ``snr_min + Exponential(snr_scale)`` (with the defaults 0.1 and 1.5,
+45 % of the sources fall below SNR 1, as in the paper) and its flux is ``snr * flux_unit``, where
+``flux_unit`` is the theoretical natural-weight image noise of the observation, so the drawn SNR is
+the one the source would have in a natural-weight image with no other errors. Sources sit exactly
+at integer pixel centres of the image WSClean will make (SIN projection about the pointing,
+``CDELT1 = -scale``, 0-based pixel ``(size/2, size/2)`` on the pointing), so truth positions carry
+no sub-pixel ambiguity; they avoid a source-free border (where the noise can be measured, as in the
+paper) and each other by ``min_separation``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import Angle
+from astropy.wcs import WCS
+
+from radiofind.errors import RadiofindError
+
+
+@dataclass
+class PointSky:
+    """Point sources on an image grid.
+
+    Attributes
+    ----------
+    x, y
+        0-based integer pixel positions (``data[y, x]``).
+    ra, dec
+        Their sky positions, degrees.
+    snr
+        Drawn SNR (flux over ``flux_unit``).
+    flux
+        Flux density, Jy.
+    flux_unit
+        The Jy value of SNR 1 (theoretical natural-weight image noise).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    snr: np.ndarray
+    flux: np.ndarray
+    flux_unit: float
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def with_flux_unit(self, flux_unit: float) -> PointSky:
+        """The same sources with ``flux = snr * flux_unit``."""
+        return replace(self, flux=self.snr * flux_unit, flux_unit=float(flux_unit))
+
+
+def _parse_angle(text: str | float, what: str, sexagesimal_unit: u.Unit) -> float:
+    """Degrees from a number (degrees) or a string with units ('03h20m00s', '-20d00m00s').
+
+    Colon-separated strings without units are read in ``sexagesimal_unit`` (hours for RA).
+    """
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        pass
+    text = str(text).strip()
+    try:
+        try:
+            angle = Angle(text)
+        except u.UnitsError:
+            angle = Angle(text, unit=sexagesimal_unit)
+        return float(angle.to_value(u.deg))
+    except (ValueError, u.UnitsError) as err:
+        raise RadiofindError(
+            f"cannot read {what} {text!r}: give degrees (50.0) or sexagesimal with units "
+            f"(03h20m00s, -20d00m00s) ({err})") from None
+
+
+def parse_pointing(ra: str | float, dec: str | float) -> tuple[float, float]:
+    """Pointing (RA, Dec) in degrees from numbers or sexagesimal strings.
+
+    Raises
+    ------
+    RadiofindError
+        Unreadable values, or Dec outside [-90, 90].
+    """
+    ra_deg = _parse_angle(ra, "RA", u.hourangle)
+    dec_deg = _parse_angle(dec, "Dec", u.deg)
+    if not (math.isfinite(ra_deg) and math.isfinite(dec_deg)):
+        raise RadiofindError(f"pointing must be finite, got RA={ra!r} Dec={dec!r}")
+    if not -90.0 <= dec_deg <= 90.0:
+        raise RadiofindError(f"Dec must lie in [-90, 90] degrees, got {dec_deg:g}")
+    return ra_deg % 360.0, dec_deg
+
+
+def image_wcs(ra_deg: float, dec_deg: float, size: int, scale_arcsec: float) -> WCS:
+    """The celestial WCS of a WSClean ``-size size size -scale scale`` image of this pointing."""
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---SIN", "DEC--SIN"]
+    wcs.wcs.crval = [ra_deg, dec_deg]
+    wcs.wcs.crpix = [size // 2 + 1, size // 2 + 1]  # FITS is 1-based: 0-based size/2
+    wcs.wcs.cdelt = [-scale_arcsec / 3600.0, scale_arcsec / 3600.0]
+    wcs.wcs.cunit = ["deg", "deg"]
+    wcs.wcs.radesys = "FK5"
+    wcs.wcs.equinox = 2000.0
+    return wcs
+
+
+def draw_point_sources(n_sources: int, *, wcs: WCS, size: int, scale: float, flux_unit: float,
+                       snr_min: float = 0.1, snr_scale: float = 1.5, border: float = 0.1,
+                       min_separation: float = 40.0, seed: int = 1,
+                       max_rejections: int = 200_000) -> PointSky:
+    """Draw a DeepSource point-source sky.
+
+    Parameters
+    ----------
+    n_sources
+        Number of sources.
+    wcs
+        The image grid (see :func:`image_wcs`), for RA/Dec.
+    size
+        Image size in pixels (square).
+    scale
+        Pixel size, arcsec.
+    flux_unit
+        Flux density of SNR 1, Jy.
+    snr_min, snr_scale
+        SNR = ``snr_min + Exponential(snr_scale)``.
+    border
+        Source-free border on each side, as a fraction of ``size``.
+    min_separation
+        Minimum distance between sources, arcsec (measured on the pixel grid; the SIN projection
+        distorts it by less than 1e-4 over a degree).
+    seed
+        Seed of ``numpy.random.default_rng``; the same seed gives the same sky.
+    max_rejections
+        Give up after this many consecutive rejected positions.
+
+    Raises
+    ------
+    RadiofindError
+        When ``n_sources`` cannot be placed with this separation inside the border.
+    """
+    rng = np.random.default_rng(seed)
+    snr = snr_min + rng.exponential(snr_scale, n_sources)
+    lo = int(math.ceil(border * size))
+    hi = size - 1 - lo  # inclusive
+    if hi < lo:
+        raise RadiofindError(
+            f"border {border:g} leaves no room for sources in a {size}-pixel image")
+    # Two sources on one pixel would be one source: at least one pixel apart whatever is asked.
+    sep = max(min_separation / scale, 1.0)
+    side = hi - lo + 1
+    # Densest packing of discs of diameter sep (hexagonal), generous at the edges.
+    capacity = (side + sep) ** 2 / (math.sqrt(3) / 2 * sep**2)
+    if n_sources > capacity:
+        raise RadiofindError(
+            f"cannot place {n_sources} sources {min_separation:g} arcsec apart in the "
+            f"{side * scale / 60:.1f}' square inside the border (at most ~{int(capacity)}): lower "
+            "n_sources, min_separation or border, or enlarge size/scale")
+    xs, ys = _place(rng, n_sources, lo, hi, sep, max_rejections)
+    if len(xs) < n_sources:
+        raise RadiofindError(
+            f"placed only {len(xs)} of {n_sources} sources {min_separation:g} arcsec apart inside "
+            f"the border after {max_rejections} rejected tries: lower n_sources, min_separation or "
+            "border, or enlarge size/scale")
+    x, y = np.array(xs, dtype=np.int64), np.array(ys, dtype=np.int64)
+    ra, dec = wcs.all_pix2world(x.astype(float), y.astype(float), 0)
+    return PointSky(x=x, y=y, ra=np.asarray(ra) % 360.0, dec=np.asarray(dec), snr=snr,
+                    flux=snr * flux_unit, flux_unit=float(flux_unit))
+
+
+def _place(rng: np.random.Generator, n: int, lo: int, hi: int, sep: float,
+           max_rejections: int) -> tuple[list[int], list[int]]:
+    """Random sequential placement with a cell grid (cells of side ``sep``) for neighbour checks."""
+    xs: list[int] = []
+    ys: list[int] = []
+    cells: dict[tuple[int, int], list[int]] = {}
+    sep2 = sep * sep
+    rejections = 0
+    batch = max(64, 2 * n)
+    while len(xs) < n and rejections < max_rejections:
+        cand = rng.integers(lo, hi + 1, size=(batch, 2))
+        for cx, cy in cand.tolist():
+            key = (int(cx // sep), int(cy // sep))
+            clash = False
+            for i in range(key[0] - 1, key[0] + 2):
+                for j in range(key[1] - 1, key[1] + 2):
+                    for k in cells.get((i, j), ()):
+                        if (xs[k] - cx) ** 2 + (ys[k] - cy) ** 2 < sep2:
+                            clash = True
+                            break
+                    if clash:
+                        break
+                if clash:
+                    break
+            if clash:
+                rejections += 1
+                if rejections >= max_rejections:
+                    break
+                continue
+            rejections = 0
+            cells.setdefault(key, []).append(len(xs))
+            xs.append(cx)
+            ys.append(cy)
+            if len(xs) == n:
+                break
+    return xs, ys

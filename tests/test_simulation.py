@@ -1,0 +1,434 @@
+"""Tests of radiofind.simulation with real components on tiny, seeded observations.
+
+A MeerKAT Measurement Set of a few minutes and two channels takes about a second to make with
+casatools, and WSClean images it at 256 x 256 in well under a second, so the sign convention, the
+pixel mapping and the noise theory are all checked against the real imager, not a mock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.table import Table
+
+from radiofind.errors import RadiofindError
+from radiofind.io.images import read_image
+from radiofind.noise import robust_rms
+from radiofind.simulation.ms import Observation, count_unflagged, create_ms, ms_frequencies
+from radiofind.simulation.noise import natural_image_noise, visibility_sigma
+from radiofind.simulation.predict import (
+    dft_visibilities,
+    fill_ms,
+    model_image,
+    pixel_to_lm,
+    predict_point_sources,
+)
+from radiofind.simulation.sky import PointSky, draw_point_sources, image_wcs, parse_pointing
+from radiofind.simulation.telescopes import get_telescope, known_telescopes
+
+casacore_tables = pytest.importorskip("casacore.tables")
+needs_wsclean = pytest.mark.skipif(shutil.which("wsclean") is None, reason="needs WSClean")
+
+SIZE, SCALE = 256, 2.0  # a 8.5' image: tiny, but with sources well off the phase centre
+
+
+def _sky(x, y, flux) -> PointSky:
+    x, y = np.asarray(x), np.asarray(y)
+    return PointSky(x=x, y=y, ra=np.zeros(len(x)), dec=np.zeros(len(x)),
+                    snr=np.asarray(flux, float), flux=np.asarray(flux, float), flux_unit=1.0)
+
+
+@pytest.fixture(scope="module")
+def small_ms(tmp_path_factory):
+    """An empty 10-minute, 60-s, 2-channel MeerKAT MS (copied by tests that fill it)."""
+    obs = Observation(get_telescope("meerkat"), 50.0, -20.0, synthesis_time=10 / 60,
+                      integration_time=60.0, frequency=1.4e9, channel_width=2.0898e6, n_channels=2)
+    path = tmp_path_factory.mktemp("ms") / "small.ms"
+    create_ms(path, obs)
+    return path, obs
+
+
+def _copy(ms, tmp_path):
+    dst = tmp_path / "sim.ms"
+    shutil.copytree(ms, dst)
+    return dst
+
+
+# --- layouts -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, count, prefix, dish, lat, lon, height", [
+    ("meerkat", 64, "M0", 13.5, -30.71, 21.44, (1000, 1200)),
+    ("askap", 36, "ak", 12.0, -26.70, 116.63, (300, 450)),
+])
+def test_layout_files(name, count, prefix, dish, lat, lon, height):
+    tel = get_telescope(name)
+    assert tel.n_antennas == count == len(set(tel.antenna_names))
+    assert all(a.startswith(prefix) for a in tel.antenna_names)
+    assert np.all(tel.dish_diameters == dish)
+    radius = np.linalg.norm(tel.positions, axis=1)
+    assert np.all(np.abs(radius - 6.37e6) < 2.5e4)  # on the Earth's surface
+    loc = tel.location
+    assert loc.lat.to_value(u.deg) == pytest.approx(lat, abs=0.05)
+    assert loc.lon.to_value(u.deg) == pytest.approx(lon, abs=0.05)
+    assert height[0] < loc.height.to_value(u.m) < height[1]
+    spread = np.linalg.norm(tel.positions - tel.positions.mean(axis=0), axis=1)
+    assert spread.max() < 8000  # both arrays fit within ~8 km of their centre
+    assert np.min(spread) < 300  # and have a core
+
+
+def test_layout_names_and_headers():
+    assert get_telescope("MeerKAT").antenna_names[0] == "M000"
+    assert get_telescope("meerkat").antenna_names[-1] == "M063"
+    assert get_telescope("askap").antenna_names[-1] == "ak36"
+    from importlib import resources
+    for name in known_telescopes():
+        text = (resources.files("radiofind.simulation") / "layouts" / f"{name}.txt").read_text()
+        assert "Source: PyPI package" in text and "ITRF" in text
+
+
+def test_unknown_telescope_lists_known():
+    with pytest.raises(RadiofindError, match="askap, meerkat"):
+        get_telescope("vla")
+
+
+# --- Measurement Set -----------------------------------------------------------------------------
+
+def test_ms_structure(small_ms):
+    path, obs = small_ms
+    with casacore_tables.table(str(path), ack=False) as tab:
+        assert "MODEL_DATA" not in tab.colnames() and "CORRECTED_DATA" not in tab.colnames()
+        a1, a2 = tab.getcol("ANTENNA1"), tab.getcol("ANTENNA2")
+        assert np.all(a1 != a2)  # no autocorrelations
+        assert tab.nrows() == 2016 * obs.n_times == 2016 * 10
+        times = np.unique(tab.getcol("TIME"))
+        assert np.allclose(np.diff(times), 60.0)
+        assert tab.getcell("DATA", 0).shape == (2, 4)
+    with casacore_tables.table(str(path / "OBSERVATION"), ack=False) as tab:
+        assert tab.getcol("TELESCOPE_NAME")[0] == "MeerKAT"
+    assert np.allclose(ms_frequencies(path), [1.4e9 - 2.0898e6 / 2, 1.4e9 + 2.0898e6 / 2])
+    assert count_unflagged(path) == 2016 * 10 * 2
+
+    # The track is centred on transit: hour angle ~0 half-way through.
+    from casacore.measures import measures
+    me = measures()
+    me.do_frame(me.epoch("UTC", f"{(times[0] + times[-1]) / 2}s"))
+    me.do_frame(me.position("ITRF", *[f"{v}m" for v in get_telescope("meerkat").location.value]))
+    hadec = me.measure(me.direction("J2000", "50deg", "-20deg"), "HADEC")
+    assert abs(np.degrees(hadec["m0"]["value"])) < 0.5
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"synthesis_time": 0}, "synthesis_time"), ({"integration_time": -1}, "integration_time"),
+    ({"n_channels": 0}, "n_channels"), ({"dec_deg": 70.0}, "never rises"),
+])
+def test_observation_validation(change, message):
+    args = dict(telescope=get_telescope("meerkat"), ra_deg=50.0, dec_deg=-20.0,
+                synthesis_time=1.0, integration_time=300.0, frequency=1.4e9,
+                channel_width=2e6, n_channels=2)
+    args.update(change)
+    with pytest.raises(RadiofindError, match=message):
+        Observation(**args)
+
+
+# --- sign convention and pixel mapping -----------------------------------------------------------
+
+def test_pixel_to_lm_axes():
+    l_, m_ = pixel_to_lm([SIZE // 2, SIZE // 2 - 10, SIZE // 2], [SIZE // 2, SIZE // 2, 140],
+                         SIZE, SCALE)
+    step = np.radians(SCALE / 3600)
+    assert np.allclose(l_, [0, 10 * step, 0]) and np.allclose(m_, [0, 0, 12 * step])
+
+
+def test_ducc0_predict_matches_dft(small_ms):
+    path, _ = small_ms
+    with casacore_tables.table(str(path), ack=False) as tab:
+        uvw = tab.getcol("UVW")
+    freqs = ms_frequencies(path)
+    x, y = np.array([20, 128, 240, 77, 1]), np.array([30, 128, 200, 250, 128])
+    flux = np.array([1.0, 0.5, 2.0, 0.3, 0.7])
+    vis = predict_point_sources(uvw, freqs, model_image(x, y, flux, SIZE), SCALE)
+    ref = dft_visibilities(uvw, freqs, *pixel_to_lm(x, y, SIZE, SCALE), flux)
+    assert np.max(np.abs(vis - ref)) / np.max(np.abs(ref)) < 1e-6
+    # The plain textbook sign would put sources at (-l, -m): make sure it is distinguishable.
+    wrong = dft_visibilities(uvw, freqs, *[-c for c in pixel_to_lm(x, y, SIZE, SCALE)], flux)
+    assert np.max(np.abs(vis - wrong)) / np.max(np.abs(ref)) > 0.1
+
+
+@needs_wsclean
+def test_wsclean_places_source_at_its_pixel(small_ms, tmp_path):
+    from radiofind.simulation.imaging import run_wsclean
+
+    path, obs = small_ms
+    ms = _copy(path, tmp_path)
+    x, y = 60, 190  # off-axis in both coordinates, so a flip of either axis would show
+    fill_ms(ms, _sky([x], [y], [1.0]), size=SIZE, scale=SCALE, sigma=1e-6,
+            rng=np.random.default_rng(0))
+    out = tmp_path / "img"
+    out.mkdir()
+    products = run_wsclean(ms, out, weighting="natural", size=SIZE, scale=SCALE, niter=0,
+                           threads=2)
+    image = read_image(products.image)
+    peak_y, peak_x = np.unravel_index(np.argmax(image.data), image.data.shape)
+    # Sub-pixel peak by a parabola through the neighbours: within 0.5 px of the truth.
+    def vertex(a, b, c):
+        return 0.5 * (a - c) / (a - 2 * b + c)
+    d = image.data
+    fx = peak_x + vertex(d[peak_y, peak_x - 1], d[peak_y, peak_x], d[peak_y, peak_x + 1])
+    fy = peak_y + vertex(d[peak_y - 1, peak_x], d[peak_y, peak_x], d[peak_y + 1, peak_x])
+    assert abs(fx - x) < 0.5 and abs(fy - y) < 0.5
+    assert d[y, x] == pytest.approx(1.0, rel=0.01)
+    # Our grid is WSClean's: same world coordinates for the same pixel.
+    ours = image_wcs(obs.ra_deg, obs.dec_deg, SIZE, SCALE)
+    assert np.allclose(ours.all_pix2world([x], [y], 0), image.wcs.all_pix2world([x], [y], 0),
+                       atol=1e-9)
+
+
+# --- noise ---------------------------------------------------------------------------------------
+
+def test_visibility_sigma_formula():
+    assert visibility_sigma(443.0, 2.0898e6, 300.0) == pytest.approx(
+        443.0 / np.sqrt(2 * 2.0898e6 * 300.0))
+    assert natural_image_noise(1.0, 50) == pytest.approx(0.1)
+    with pytest.raises(RadiofindError):
+        visibility_sigma(0.0, 1e6, 10.0)
+
+
+@needs_wsclean
+def test_noise_theory_matches_wsclean_natural_image(small_ms, tmp_path):
+    from radiofind.simulation.imaging import run_wsclean
+
+    path, obs = small_ms
+    ms = _copy(path, tmp_path)
+    sigma = visibility_sigma(443.0, obs.channel_width, obs.integration_time)
+    fill_ms(ms, _sky([], [], []), size=SIZE, scale=SCALE, sigma=sigma,
+            rng=np.random.default_rng(3))
+    with casacore_tables.table(str(ms), ack=False) as tab:
+        data = tab.getcol("DATA")
+        assert np.std(data.real) == pytest.approx(sigma, rel=0.02)
+        assert np.std(data.imag) == pytest.approx(sigma, rel=0.02)
+        assert np.allclose(tab.getcol("SIGMA"), sigma)
+        assert np.allclose(tab.getcol("WEIGHT"), 1 / sigma**2, rtol=1e-6)
+    theory = natural_image_noise(sigma, count_unflagged(ms))
+    out = tmp_path / "img"
+    out.mkdir()
+    products = run_wsclean(ms, out, weighting="natural", size=SIZE, scale=SCALE, niter=0,
+                           threads=2)
+    measured = robust_rms(read_image(products.image).data)
+    assert measured == pytest.approx(theory, rel=0.10)
+
+
+# --- sky -----------------------------------------------------------------------------------------
+
+def _draw(n=300, seed=1, **kw):
+    wcs = image_wcs(50.0, -20.0, 1024, 1.5)
+    args = dict(size=1024, scale=1.5, flux_unit=1e-5, border=0.1, min_separation=40.0, seed=seed)
+    args.update(kw)
+    return draw_point_sources(n, wcs=wcs, **args)
+
+
+def test_sky_reproducible_and_seeded():
+    a, b, c = _draw(seed=7), _draw(seed=7), _draw(seed=8)
+    assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y) and np.array_equal(a.snr, b.snr)
+    assert not np.array_equal(a.x, c.x)
+    assert np.allclose(a.flux, a.snr * 1e-5)
+
+
+def test_sky_separation_border_and_pixels():
+    sky = _draw(n=200, seed=2)
+    assert sky.x.dtype.kind == "i" and sky.y.dtype.kind == "i"
+    lo, hi = int(np.ceil(0.1 * 1024)), 1024 - 1 - int(np.ceil(0.1 * 1024))
+    assert sky.x.min() >= lo and sky.x.max() <= hi and sky.y.min() >= lo and sky.y.max() <= hi
+    d = np.hypot(sky.x[:, None] - sky.x, sky.y[:, None] - sky.y) * 1.5
+    np.fill_diagonal(d, np.inf)
+    assert d.min() >= 40.0
+    # RA/Dec agree with the image grid.
+    ra, dec = image_wcs(50.0, -20.0, 1024, 1.5).all_pix2world(sky.x, sky.y, 0)
+    assert np.allclose(sky.ra, ra) and np.allclose(sky.dec, dec)
+
+
+def test_sky_snr_distribution():
+    sky = _draw(n=4000, seed=3, min_separation=0.0, border=0.0)
+    assert sky.snr.min() >= 0.1
+    assert np.mean(sky.snr < 1.0) == pytest.approx(1 - np.exp(-0.9 / 1.5), abs=0.025)  # ~45 %
+    assert len(set(zip(sky.x.tolist(), sky.y.tolist(), strict=True))) == 4000  # distinct pixels
+
+
+def test_sky_too_crowded_is_an_error():
+    with pytest.raises(RadiofindError, match="cannot place|placed only"):
+        _draw(n=2000, min_separation=40.0)
+    with pytest.raises(RadiofindError, match="placed only"):
+        _draw(n=1000, min_separation=40.0, max_rejections=5000)
+
+
+@pytest.mark.parametrize("ra, dec, expect", [
+    ("50.0", "-20.0", (50.0, -20.0)), ("03h20m00s", "-20d00m00s", (50.0, -20.0)),
+    ("03:20:00", "-20:30:00", (50.0, -20.5)), (370.0, 10, (10.0, 10.0)),
+])
+def test_parse_pointing(ra, dec, expect):
+    assert np.allclose(parse_pointing(ra, dec), expect)
+
+
+@pytest.mark.parametrize("ra, dec", [("fifty", "-20"), ("50", "-95"), ("50", "")])
+def test_parse_pointing_errors(ra, dec):
+    with pytest.raises(RadiofindError):
+        parse_pointing(ra, dec)
+
+
+# --- the whole command ---------------------------------------------------------------------------
+
+TINY = dict(size=256, scale=2.0, synthesis_time=0.1, integration_time=60.0, n_channels=2,
+            n_sources=10, min_separation=20.0, niter=200, threads=2)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"telescope": "vla"}, "unknown telescope"), ({"size": 0}, "size"), ({"size": -8}, "size"),
+    ({"size": 255}, "even"), ({"scale": 0}, "scale"), ({"scale": -1.0}, "scale"),
+    ({"ra": "nowhere"}, "RA"), ({"dec": "-100"}, "Dec"), ({"synthesis_time": 0}, "synthesis"),
+    ({"n_channels": 0}, "n_channels"), ({"weightings": ["robust"]}, "weighting"),
+    ({"sigma": -1.0}, "sigma"), ({"n_sources": 5000}, "sources"), ({"border": 0.5}, "border"),
+    ({"skip_imaging": True, "drop_ms": True}, "no data"), ({"weightings": []}, "weighting"),
+])
+def test_simulate_rejects_bad_input_before_work(tmp_path, change, message):
+    from radiofind.simulation.run import simulate
+
+    with pytest.raises(RadiofindError, match=message):
+        simulate(outdir=tmp_path / "out", **{**TINY, **change})
+    assert os.listdir(tmp_path) == []
+
+
+def test_simulate_refuses_existing_outputs(tmp_path):
+    from radiofind.simulation.run import simulate
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "truth.fits").write_text("old")
+    with pytest.raises(RadiofindError, match="exists"):
+        simulate(outdir=out, **TINY)
+    assert sorted(os.listdir(tmp_path)) == ["out"]  # no staging folder left behind
+    assert os.listdir(out) == ["truth.fits"] and (out / "truth.fits").read_text() == "old"
+
+
+@needs_wsclean
+def test_simulate_tiny_end_to_end(tmp_path):
+    from radiofind.simulation.run import simulate
+
+    out = tmp_path / "out"
+    summary = simulate(outdir=out, seed=5, **TINY)
+    names = sorted(os.listdir(out))
+    assert names == sorted(["sim.ms", "truth.fits", "simulation.json"]
+                           + [f"{w}-{k}.fits" for w in ("natural", "uniform")
+                              for k in ("image", "residual", "psf")])
+    saved = json.loads((out / "simulation.json").read_text())
+    assert saved["parameters"]["size"] == 256 and saved["parameters"]["sefd"] is None
+    assert saved["observation"]["sefd_jy"] == 443.0
+    for w in ("natural", "uniform"):
+        assert saved["images"][w]["noise"] > 0 and saved["images"][w]["beam_arcsec"]["bmaj"] > 0
+    assert {"casatools", "ducc0", "wsclean"} <= set(saved["versions"])
+    assert summary["noise"]["theoretical_natural_jy"] == saved["noise"]["theoretical_natural_jy"]
+    truth = Table.read(out / "truth.fits")
+    assert len(truth) == 10
+    assert {"ra", "dec", "flux", "x", "y", "snr_natural", "snr_uniform"} <= set(truth.colnames)
+    assert truth.meta["SEED"] == 5 and truth.meta["TELESCOP"] == "MeerKAT"
+    assert np.allclose(truth["flux"], truth["snr_input"] * saved["noise"]["flux_unit_jy"])
+    # Same seed, same sky and same noise.
+    again = simulate(outdir=tmp_path / "again", seed=5, **TINY)
+    assert again["images"]["natural"]["noise"] == pytest.approx(
+        summary["images"]["natural"]["noise"])
+    assert np.array_equal(Table.read(tmp_path / "again" / "truth.fits")["flux"], truth["flux"])
+    with pytest.raises(RadiofindError, match="exists"):
+        simulate(outdir=out, seed=5, **TINY)
+    simulate(outdir=out, seed=6, overwrite=True, **TINY)
+    assert Table.read(out / "truth.fits").meta["SEED"] == 6
+
+
+@needs_wsclean
+def test_simulate_without_imaging_or_ms(tmp_path):
+    from radiofind.simulation.run import simulate
+
+    out = tmp_path / "out"
+    simulate(outdir=out, skip_imaging=True, telescope="askap", **TINY)
+    assert sorted(os.listdir(out)) == ["sim.ms", "simulation.json", "truth.fits"]
+    truth = Table.read(out / "truth.fits")
+    assert not [c for c in truth.colnames if c.startswith("snr_") and c != "snr_input"]
+    assert json.loads((out / "simulation.json").read_text())["observation"]["n_antennas"] == 36
+    simulate(outdir=tmp_path / "nms", drop_ms=True, weightings=["uniform"], **TINY)
+    assert sorted(os.listdir(tmp_path / "nms")) == [
+        "simulation.json", "truth.fits", "uniform-image.fits", "uniform-psf.fits",
+        "uniform-residual.fits"]
+
+
+def test_cli_imports_stay_light():
+    code = ("import sys, radiofind.simulation.run, radiofind.simulation.config; "
+            "heavy = [m for m in ('casatools', 'ducc0', 'casacore.tables') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@needs_wsclean
+def test_simulate_meerkat_1024_noise_and_positions(tmp_path):
+    """A DeepSource-like field (1 h, 5-min dumps, 10 channels) at 1024 x 1.5"."""
+    from radiofind.simulation.run import simulate
+
+    out = tmp_path / "out"
+    summary = simulate(outdir=out, size=1024, n_sources=150, min_separation=30.0, threads=2,
+                       seed=11)
+    theory = summary["noise"]["theoretical_natural_jy"]
+    assert summary["images"]["natural"]["residual_rms"] == pytest.approx(theory, rel=0.10)
+    truth = Table.read(out / "truth.fits")
+    bright = truth["snr_input"] > 3
+    assert bright.sum() >= 10
+    # Sources come out near their drawn SNR in the natural image (the measured noise of the
+    # restored image is a little above theory, hence the tolerance).
+    assert np.median(truth["snr_natural"][bright] / truth["snr_input"][bright]) == pytest.approx(
+        1.0, abs=0.2)
+
+
+def test_simulate_signature_matches_cab():
+    """simulate() takes exactly the cab's inputs (with its defaults) plus outdir, keyword-only."""
+    import inspect
+    from importlib import resources
+
+    import yaml
+
+    from radiofind.simulation.run import simulate
+
+    cab = yaml.safe_load((resources.files("radiofind.cabs") / "radiofind.yml").read_text())
+    cab = cab["cabs"]["radiofind.simulate"]
+    params = inspect.signature(simulate).parameters
+    assert set(params) == set(cab["inputs"]) | set(cab["outputs"])
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
+    for name, spec in cab["inputs"].items():
+        default = params[name].default
+        expected = spec.get("default")
+        if spec["dtype"] == "float" and expected is not None:
+            expected = float(expected)  # PyYAML reads 1.4e9 (no exponent sign) as a string
+        assert (list(default) if isinstance(default, tuple) else default) == expected, name
+
+
+def test_missing_wsclean_is_a_clear_error(tmp_path, monkeypatch):
+    from radiofind.simulation.run import simulate
+
+    monkeypatch.setenv("RADIOFIND_WSCLEAN", str(tmp_path / "no-such-wsclean"))
+    with pytest.raises(RadiofindError, match="wsclean not found"):
+        simulate(outdir=tmp_path / "out", **TINY)
+    assert os.listdir(tmp_path) == []
+
+
+def test_failing_wsclean_leaves_nothing_behind(tmp_path, monkeypatch):
+    from radiofind.simulation.run import simulate
+
+    fake = tmp_path / "bin" / "wsclean"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'Error: something broke' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("RADIOFIND_WSCLEAN", str(fake))
+    with pytest.raises(RadiofindError, match="(?s)exit status 3.*something broke"):
+        simulate(outdir=tmp_path / "out", **TINY)
+    assert os.listdir(tmp_path) == ["bin"]
