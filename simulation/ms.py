@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,6 +108,17 @@ def create_ms(path: str | os.PathLike, obs: Observation) -> None:
     RadiofindError
         ``path`` exists, or the simulator produced no rows.
     """
+    if "tensorflow" in sys.modules:
+        # casatools aborts the process when it is loaded after TensorFlow (their bundled native
+        # libraries clash), so a process that already runs a network makes its MS in a clean child.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            pool.submit(_create_ms, os.fspath(path), obs).result()
+        return
+    _create_ms(path, obs)
+
+
+def _create_ms(path: str | os.PathLike, obs: Observation) -> None:
     path = os.fspath(path)
     if os.path.exists(path):
         raise RadiofindError(f"Measurement Set exists: {path}")

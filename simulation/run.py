@@ -161,14 +161,15 @@ def _residual_rms(path: Path) -> float:
 
 def _versions(with_wsclean: bool) -> dict[str, str]:
     """Versions of every component that shaped the result."""
+    from importlib.metadata import version
+
     import casacore
     import ducc0
 
-    from radiofind.simulation.casaconfig import import_casatools
-
+    # The package metadata, not an import: casatools must not load into a process running TF.
     versions = {"radiofind": __version__, "python": sys.version.split()[0],
                 "numpy": np.__version__, "ducc0": ducc0.__version__,
-                "casatools": import_casatools().version_string(),
+                "casatools": version("casatools"),
                 "python-casacore": getattr(casacore, "__version__", "unknown")}
     if with_wsclean:
         from radiofind.simulation.imaging import wsclean_version
