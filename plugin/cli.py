@@ -44,12 +44,15 @@ def _runner(target: str):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="radiofind")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-v", "--verbose", count=True,
+              help="-v: radiofind's debug messages; -vv: every library's too.")
 def main(verbose: int = 0) -> None:
     """radiofind: find sources in radio images with convolutional networks, and simulate the
     MeerKAT and ASKAP observations that train and test them."""
-    level = logging.WARNING - 10 * min(verbose + 1, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.DEBUG if verbose >= 2 else logging.WARNING,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # radiofind's own progress messages show by default; libraries stay quiet unless -vv.
+    logging.getLogger("radiofind").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 for _cab, _target in IMPLEMENTATIONS.items():

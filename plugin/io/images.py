@@ -11,14 +11,12 @@ import os
 import tempfile
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
 from radiofind.errors import RadiofindError
-from radiofind.io.outputs import atomic_file
 
 # Header keywords carried from the input to derived 2-D maps (beam, telescope, WSClean settings).
 _CARRIED = ("BMAJ", "BMIN", "BPA", "BUNIT", "TELESCOP", "OBJECT", "DATE-OBS", "EQUINOX", "RADESYS",
@@ -173,21 +171,13 @@ def _to_image(data: np.ndarray, header: fits.Header, path: str, *, require_beam:
     return Image(data=data, wcs=wcs, beam=beam, header=out, path=path)
 
 
-def write_fits_image(path: str | os.PathLike, data: np.ndarray, like: Image, *,
-                     overwrite: bool = False, extra: dict | None = None) -> Path:
-    """Write a 2-D map with the WCS, beam and telescope keywords of ``like``, atomically."""
-    header = like.header.copy()
-    for key, value in (extra or {}).items():
-        header[key] = value
-    with atomic_file(path, overwrite=overwrite) as tmp:
-        fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header=header).writeto(tmp)
-    return Path(path)
-
-
-def write_fits_to(tmp_path: str | os.PathLike, data: np.ndarray, like: Image,
+def write_fits_to(path: str | os.PathLike, data: np.ndarray, like: Image,
                   extra: dict | None = None) -> None:
-    """Write a map to an already-staged path (see :mod:`radiofind.io.outputs`)."""
+    """Write a 2-D map with the WCS, beam and telescope keywords of ``like``.
+
+    ``path`` is a staged path (see :mod:`radiofind.io.outputs`), which makes the write atomic.
+    """
     header = like.header.copy()
     for key, value in (extra or {}).items():
         header[key] = value
-    fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header=header).writeto(tmp_path)
+    fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header=header).writeto(path)

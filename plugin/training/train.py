@@ -33,22 +33,30 @@ DELTA_MAX_GRID = (25, 50, 100, 200, 400, 800, 1600)
 A_MIN_GRID = (1, 3, 5, 10, 20, 40, 80)
 
 
+def truth_snrs(fields) -> dict:
+    """True SNR and noise of every validation field (they do not depend on the detector)."""
+    from radiofind.noise import measure_snr
+
+    return {f.name: measure_snr(f.image, f.truth_x, f.truth_y, known_sources=True) for f in fields}
+
+
 def validation_scores(fields, tmaps, *, delta_max: float, a_min: int, centre: str,
                       n_steps: int, snr_bin: float = 0.5, match_radius: float = 2 / 3,
-                      thresholds: dict | None = None) -> dict:
+                      thresholds: dict | None = None, truth: dict | None = None) -> dict:
     """Detect on every validation field and score all of them together (as DeepSource does)."""
     from radiofind.detect.blobs import find_blobs
     from radiofind.evaluate.crossmatch import crossmatch
     from radiofind.evaluate.metrics import score
-    from radiofind.noise import measure_snr, pixel_values
+    from radiofind.noise import pixel_values
 
+    truth = truth or truth_snrs(fields)
     t_snr, d_snr, found, is_tp = [], [], [], []
     for field, tmap in zip(fields, tmaps):
         img = field.image
         tau = None if thresholds is None else thresholds[field.name]
         blobs = find_blobs(tmap, delta_max=delta_max, a_min=a_min, centre=centre, n_steps=n_steps,
                            threshold=tau, valid=np.isfinite(img.data))
-        snr, noise = measure_snr(img, field.truth_x, field.truth_y, known_sources=True)
+        snr, noise = truth[field.name]
         ra, dec = img.pixel_to_world(blobs.x, blobs.y)
         match = crossmatch(field.truth_ra, field.truth_dec, ra, dec,
                            radius_deg=match_radius * img.beam.size_deg)
@@ -65,6 +73,7 @@ def search_tbd(fields, tmaps, *, n_steps: int) -> tuple[dict, list[dict]]:
     from radiofind.detect.blobs import dynamic_threshold
 
     trials = []
+    truth = truth_snrs(fields)
     for delta_max in DELTA_MAX_GRID:
         # The dynamic threshold depends on delta_max only: find it once per field.
         taus = {f.name: dynamic_threshold(t, delta_max=delta_max, n_steps=n_steps,
@@ -72,7 +81,7 @@ def search_tbd(fields, tmaps, *, n_steps: int) -> tuple[dict, list[dict]]:
                 for f, t in zip(fields, tmaps)}
         for a_min, centre in itertools.product(A_MIN_GRID, ("mean", "centroid", "peak")):
             s = validation_scores(fields, tmaps, delta_max=delta_max, a_min=a_min, centre=centre,
-                                  n_steps=n_steps, thresholds=taus)
+                                  n_steps=n_steps, thresholds=taus, truth=truth)
             trials.append({"delta_max": delta_max, "a_min": a_min, "centre": centre,
                            "pc3": s["pc3"], "pc4": s["pc4"], "pc5": s["pc5"], "s90": s["s90"]})
 
