@@ -141,3 +141,12 @@ def test_model_selection_refuses_an_unknown_telescope():
         select_model("LOFAR", 4.0)
     with pytest.raises(RadiofindError, match="TELESCOP"):
         select_model("", 4.0)
+
+
+@pytest.mark.parametrize("keyword, expected", [
+    ("Briggs'(-1.5)", "uniform"), ("Briggs'(1.5)", "natural"), ("Briggs'(0)", None),
+    ("natural", "natural"), ("uniform", "uniform"), ("", None)])
+def test_weighting_is_read_from_wsclean_headers(keyword, expected):
+    from radiofind.detect.models import header_weighting
+
+    assert header_weighting(keyword) == expected

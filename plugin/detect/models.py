@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -92,8 +93,24 @@ def resolve_model(name_or_path: str) -> Model:
     raise RadiofindError(f"unknown model {name_or_path!r}; bundled: {', '.join(bundled) or 'none'}")
 
 
-def select_model(telescope: str, beam_pixels: float) -> tuple[Model, str]:
-    """Pick the bundled model for an image's telescope and beam (in pixels); say why."""
+def header_weighting(value: str) -> str | None:
+    """'natural' or 'uniform' from WSClean's WSCWEIGH keyword (e.g. "Briggs'(-1.5)"), if clear."""
+    text = str(value).strip().lower()
+    if text.startswith(("natural", "uniform")):
+        return text[:7]
+    match = re.search(r"briggs[^-0-9.]*(-?[0-9.]+)", text)
+    if match:
+        robust = float(match.group(1))
+        return "natural" if robust >= 0.5 else "uniform" if robust <= -0.5 else None
+    return None
+
+
+def select_model(telescope: str, beam_pixels: float, weighting_keyword: str = ""
+                 ) -> tuple[Model, str]:
+    """Pick the bundled model for an image's telescope and beam (in pixels); say why.
+
+    The beam decides; WSClean's weighting keyword, when present, is a cross-check that warns.
+    """
     models = bundled_models()
     if not models:
         raise RadiofindError("no bundled models are installed; pass --model PATH")
@@ -110,7 +127,15 @@ def select_model(telescope: str, beam_pixels: float) -> tuple[Model, str]:
                              f"{beam_pixels:.1f} px); pass --model to force one (bundled: {listing})")
     # Several can overlap at range edges: prefer the one trained nearest this beam.
     best = min(fits, key=lambda m: abs(np.log(beam_pixels / m.card["valid"]["beam_pixels_trained"])))
-    return best, f"telescope {telescope}, beam {beam_pixels:.1f} px"
+    reason = f"telescope {telescope}, beam {beam_pixels:.1f} px"
+    weighting = header_weighting(weighting_keyword)
+    if weighting:
+        reason += f", {weighting} weighting"
+        if weighting != best.card.get("weighting", weighting):
+            log.warning("the header says %s weighting (%s) but the beam matches %s, trained on %s "
+                        "weighting; check the result or pass --model", weighting,
+                        weighting_keyword, best.name, best.card.get("weighting"))
+    return best, reason
 
 
 def describe_models() -> str:

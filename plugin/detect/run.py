@@ -60,7 +60,8 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     if model:
         mdl, why = resolve_model(model), "--model"
     else:
-        mdl, why = select_model(img.telescope, img.beam_pixels)
+        mdl, why = select_model(img.telescope, img.beam_pixels,
+                                str(img.header.get("WSCWEIGH", "")))
     log.info("using model %s (%s)", mdl.name, why)
     tbd = {**mdl.tbd}
     tbd.update({k: v for k, v in (("delta_max", delta_max), ("a_min", a_min), ("centre", centre))
