@@ -16,8 +16,9 @@ from radiofind.io.outputs import staged_outputs
 WEIGHTINGS = ("natural", "uniform")
 
 
-def demo(*, telescope: str = "meerkat", size: int = 2048, n_sources: int = 600,
-         seed: int = 20261121, overwrite: bool = False, outdir: str = "radiofind-demo") -> dict:
+def demo(*, telescope: str = "meerkat", size: int = 2048, n_sources: int = 800,
+         snr_scale: float = 2.5, seed: int = 20261121, overwrite: bool = False,
+         outdir: str = "radiofind-demo") -> dict:
     """Run the demo; returns the metrics per weighting (also written to ``summary.json``)."""
     from radiofind.detect.run import detect
     from radiofind.evaluate.run import evaluate, format_table
@@ -25,16 +26,17 @@ def demo(*, telescope: str = "meerkat", size: int = 2048, n_sources: int = 600,
     from radiofind.simulation.run import simulate
 
     names = ["sim", *WEIGHTINGS, "summary.json", "comparison.txt"]
-    summary: dict = {"telescope": telescope, "size": size, "n_sources": n_sources, "seed": seed,
+    summary: dict = {"telescope": telescope, "size": size, "n_sources": n_sources,
+                     "snr_scale": snr_scale, "seed": seed,
                      "seconds": {}, "metrics": {}}
     t_start = time.perf_counter()
     with staged_outputs(outdir, names, overwrite=overwrite) as stage:
         print(f"radiofind demo: simulating {telescope} ({size}x{size} pixels, {n_sources} sources, "
-              f"seed {seed}) and imaging with WSClean ...", flush=True)
+              f"SNR scale {snr_scale}, seed {seed}) and imaging with WSClean ...", flush=True)
         t0 = time.perf_counter()
         sim = stage.path("sim")
-        simulate(telescope=telescope, size=size, n_sources=n_sources, seed=seed,
-                 weightings=list(WEIGHTINGS), outdir=str(sim))
+        simulate(telescope=telescope, size=size, n_sources=n_sources, snr_scale=snr_scale,
+                 seed=seed, weightings=list(WEIGHTINGS), outdir=str(sim))
         summary["seconds"]["simulate+image"] = round(time.perf_counter() - t0, 1)
         report = []
         for weighting in WEIGHTINGS:

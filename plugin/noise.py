@@ -62,7 +62,8 @@ def robust_rms(data: np.ndarray, *, mask: np.ndarray | None = None, clip: float 
     return float(sigma)
 
 
-def source_mask(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, radius_pix: float) -> np.ndarray:
+def source_mask(shape: tuple[int, int], x: np.ndarray, y: np.ndarray,
+                radius_pix: float) -> np.ndarray:
     """Boolean mask, True within ``radius_pix`` of any (x, y) pixel position (0-based)."""
     mask = np.zeros(shape, dtype=bool)
     r = int(np.ceil(radius_pix))
@@ -71,7 +72,7 @@ def source_mask(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, radius_pix
     ny, nx = shape
     finite = np.isfinite(x) & np.isfinite(y)
     x, y = np.asarray(x, float)[finite], np.asarray(y, float)[finite]
-    for xc, yc in zip(np.rint(x).astype(int), np.rint(y).astype(int)):
+    for xc, yc in zip(np.rint(x).astype(int), np.rint(y).astype(int), strict=True):
         y0, y1 = max(yc - r, 0), min(yc + r + 1, ny)
         x0, x1 = max(xc - r, 0), min(xc + r + 1, nx)
         if y0 >= y1 or x0 >= x1:

@@ -36,7 +36,8 @@ def main() -> None:
     ap.add_argument("--n-sources", type=int, default=150)
     ap.add_argument("--snr-scales", default="1.5,3.0",
                     help="exponential SNR scales, cycled over the fields (1.5 = DeepSource; a "
-                         "flatter 3.0 gives the uniform-weighting images enough detectable sources)")
+                         "flatter 3.0 gives the uniform-weighting images enough detectable "
+                         "sources)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")

@@ -1,7 +1,8 @@
 """Opt-in markers: ``slow`` and ``integration`` tests run only when asked.
 
     pytest --run-slow            # also the slow tests
-    pytest --run-integration     # also the real end-to-end chains (WSClean, casatools, PyBDSF, Stimela)
+    pytest --run-integration     # also the real end-to-end chains
+                                 # (WSClean, casatools, PyBDSF, Stimela)
 """
 
 import os

@@ -1,7 +1,7 @@
 """The command line: built from the cab YAML, light to load, and clear about bad input."""
 
-import inspect
 import importlib
+import inspect
 import subprocess
 import sys
 
@@ -38,8 +38,8 @@ def test_help_does_not_load_heavy_dependencies():
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "for cmd in ('detect', 'simulate', 'train', 'evaluate', 'pybdsf', 'demo'):\n"
             "    try:\n        main([cmd, '--help'])\n    except SystemExit:\n        pass\n"
-            "heavy = [m for m in ('tensorflow', 'keras', 'casatools', 'bdsf', 'casacore', 'astropy',"
-            " 'matplotlib') if m in sys.modules]\n"
+            "heavy = [m for m in ('tensorflow', 'keras', 'casatools', 'bdsf', 'casacore',"
+            " 'astropy', 'matplotlib') if m in sys.modules]\n"
             "print('HEAVY', heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY []" in out.stdout

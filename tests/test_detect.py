@@ -76,10 +76,10 @@ def test_tbd_rejects_bad_parameters():
 
 
 def test_chunked_inference_equals_one_pass_on_uneven_chunks():
+    import keras
+
     from radiofind.detect.inference import predict_map
     from radiofind.detect.network import DEFAULT_ARCHITECTURE, build_network
-
-    import keras
 
     keras.utils.set_random_seed(0)
     net = build_network(**DEFAULT_ARCHITECTURE)
@@ -93,9 +93,9 @@ def test_chunked_inference_equals_one_pass_on_uneven_chunks():
 @pytest.fixture(scope="module")
 def random_model(tmp_path_factory):
     """An untrained network packaged as a model folder (tests the plumbing, not the science)."""
-    from radiofind.detect.network import DEFAULT_ARCHITECTURE, build_network, get_weights
-
     import keras
+
+    from radiofind.detect.network import DEFAULT_ARCHITECTURE, build_network, get_weights
 
     keras.utils.set_random_seed(1)
     path = tmp_path_factory.mktemp("model")

@@ -1,4 +1,5 @@
-"""Real end-to-end chains: casatools MS -> ducc0 -> WSClean -> detect + PyBDSF -> evaluate, and Stimela.
+"""Real end-to-end chains: casatools MS -> ducc0 -> WSClean -> detect + PyBDSF -> evaluate,
+and Stimela.
 
 Opt-in with --run-integration (CI runs them): they need WSClean, casatools and PyBDSF installed.
 """
@@ -61,9 +62,12 @@ def stimela(*args, cwd):
 
 
 @pytest.mark.parametrize("target", [
-    "(radiofind.cabs)radiofind.yml radiofind.simulate", "(radiofind.cabs)radiofind.yml radiofind.detect",
-    "(radiofind.cabs)radiofind.yml radiofind.pybdsf", "(radiofind.cabs)radiofind.yml radiofind.evaluate",
-    "(radiofind.cabs)radiofind.yml radiofind.train", "(radiofind.cabs)radiofind.yml radiofind.demo",
+    "(radiofind.cabs)radiofind.yml radiofind.simulate",
+    "(radiofind.cabs)radiofind.yml radiofind.detect",
+    "(radiofind.cabs)radiofind.yml radiofind.pybdsf",
+    "(radiofind.cabs)radiofind.yml radiofind.evaluate",
+    "(radiofind.cabs)radiofind.yml radiofind.train",
+    "(radiofind.cabs)radiofind.yml radiofind.demo",
     "radiofind.recipes::simulate-detect.yml"])
 def test_stimela_doc_loads_every_cab_and_recipe(tmp_path, target):
     result = stimela("doc", *target.split(), cwd=tmp_path)

@@ -103,7 +103,8 @@ def find_blobs(tmap: np.ndarray, *, delta_max: float, a_min: int, centre: str = 
     if delta_max <= 0 or a_min < 1 or n_steps < 2:
         raise RadiofindError("delta_max must be > 0, a_min >= 1 and n_steps >= 2")
     if threshold is None:
-        tau, ladder, counts = dynamic_threshold(tmap, delta_max=delta_max, n_steps=n_steps, valid=valid)
+        tau, ladder, counts = dynamic_threshold(tmap, delta_max=delta_max, n_steps=n_steps,
+                                                valid=valid)
     else:
         tau, ladder, counts = float(threshold), np.array([threshold]), np.array([], dtype=int)
     above = tmap > tau if valid is None else (tmap > tau) & valid

@@ -123,10 +123,12 @@ def select_model(telescope: str, beam_pixels: float, weighting_keyword: str = ""
         raise RadiofindError("the image header has no TELESCOP keyword, so no model can be chosen "
                              f"safely; pass --model (bundled: {listing})")
     if not fits:
-        raise RadiofindError(f"no bundled model matches this image (telescope {telescope!r}, beam "
-                             f"{beam_pixels:.1f} px); pass --model to force one (bundled: {listing})")
+        raise RadiofindError(f"no bundled model matches this image (telescope {telescope!r}, "
+                             f"beam {beam_pixels:.1f} px); pass --model to force one "
+                             f"(bundled: {listing})")
     # Several can overlap at range edges: prefer the one trained nearest this beam.
-    best = min(fits, key=lambda m: abs(np.log(beam_pixels / m.card["valid"]["beam_pixels_trained"])))
+    best = min(fits,
+               key=lambda m: abs(np.log(beam_pixels / m.card["valid"]["beam_pixels_trained"])))
     reason = f"telescope {telescope}, beam {beam_pixels:.1f} px"
     weighting = header_weighting(weighting_keyword)
     if weighting:

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_ARCHITECTURE: dict[str, Any] = {"filters": 12, "kernel": 5, "n_layers": 5, "shortcut_from": 1,
-                                        "shortcut_to": 3}
+DEFAULT_ARCHITECTURE: dict[str, Any] = {"filters": 12, "kernel": 5, "n_layers": 5,
+                                        "shortcut_from": 1, "shortcut_to": 3}
 
 
 def receptive_radius(architecture: dict[str, Any]) -> int:

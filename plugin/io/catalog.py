@@ -52,8 +52,9 @@ def make_catalog(image: Image, x: np.ndarray, y: np.ndarray, noise: float, *, fi
     for name, values in (extra or {}).items():
         table[name] = values
     table["ra"].unit = table["dec"].unit = "deg"
-    table.meta.update({"FINDER": finder, "IMAGE": os.path.basename(image.path), "NOISE": float(noise),
-                       "BMAJ": image.beam.bmaj, "BMIN": image.beam.bmin, "BPA": image.beam.bpa})
+    table.meta.update({"FINDER": finder, "IMAGE": os.path.basename(image.path),
+                       "NOISE": float(noise), "BMAJ": image.beam.bmaj, "BMIN": image.beam.bmin,
+                       "BPA": image.beam.bpa})
     return table
 
 
@@ -63,11 +64,13 @@ def write_catalog(table: Table, stage, basename: str, formats=("fits", "csv", "d
 
     ``stage`` is a :class:`radiofind.io.outputs.Staging`; returns the names written.
     """
-    radius_arcsec = 3600.0 * (beam_deg if beam_deg else np.sqrt(table.meta["BMAJ"] * table.meta["BMIN"])) / 2
+    radius_arcsec = 3600.0 * (beam_deg if beam_deg
+                              else np.sqrt(table.meta["BMAJ"] * table.meta["BMIN"])) / 2
     names = []
     for fmt in formats:
         if fmt not in FORMATS:
-            raise RadiofindError(f"unknown catalogue format {fmt!r} (choose from {', '.join(FORMATS)})")
+            raise RadiofindError(f"unknown catalogue format {fmt!r} "
+                                 f"(choose from {', '.join(FORMATS)})")
         name = basename + FORMATS[fmt]
         path = stage.path(name)
         if fmt == "fits":
@@ -96,8 +99,8 @@ def _write_ds9(path: Path, table: Table, radius_arcsec: float) -> None:
 def _write_crtf(path: Path, table: Table, radius_arcsec: float) -> None:
     lines = ["#CRTFv0 CASA Region Text Format version 0"]
     for row in table:
-        lines.append(f'circle [[{row["ra"]:.7f}deg, {row["dec"]:.7f}deg], {radius_arcsec:.2f}arcsec] '
-                     f'coord=J2000, label="{row["snr"]:.1f}"')
+        lines.append(f'circle [[{row["ra"]:.7f}deg, {row["dec"]:.7f}deg], '
+                     f'{radius_arcsec:.2f}arcsec] coord=J2000, label="{row["snr"]:.1f}"')
     Path(path).write_text("\n".join(lines) + "\n")
 
 

@@ -126,7 +126,9 @@ def _read_casa(path: str) -> tuple[np.ndarray, fits.Header]:
     try:
         im = casa_image(path)
     except RuntimeError as err:
-        raise RadiofindError(f"{path} is not a readable CASA image ({str(err).splitlines()[0]})") from None
+        raise RadiofindError(
+            f"{path} is not a readable CASA image ({str(err).splitlines()[0]})"
+        ) from None
     # casacore's own FITS writer converts the coordinate system and beam exactly; the temporary
     # FITS file is the simplest faithful route to an astropy WCS.
     with tempfile.TemporaryDirectory(prefix="radiofind-casa-") as tmp:
@@ -152,7 +154,8 @@ def _to_image(data: np.ndarray, header: fits.Header, path: str, *, require_beam:
         except Exception as err:  # astropy raises several types for broken WCS headers
             raise RadiofindError(f"{path} has an unusable WCS ({err})") from None
     if not wcs.has_celestial or wcs.celestial.naxis != 2 or "" in wcs.wcs.ctype:
-        raise RadiofindError(f"{path} has no celestial WCS (need RA/Dec axes: CTYPE1/2, CRVAL, CDELT)")
+        raise RadiofindError(f"{path} has no celestial WCS "
+                             "(need RA/Dec axes: CTYPE1/2, CRVAL, CDELT)")
     if require_beam and not (header.get("BMAJ") and header.get("BMIN")):
         raise RadiofindError(f"{path} has no restoring beam (BMAJ/BMIN header keywords)")
     beam = Beam(float(header.get("BMAJ", 0.0)), float(header.get("BMIN", 0.0)),

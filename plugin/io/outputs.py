@@ -23,7 +23,8 @@ def check_writable(paths: Iterable[str | os.PathLike], *, overwrite: bool) -> No
     existing = [str(p) for p in paths if os.path.lexists(p)]
     if existing and not overwrite:
         raise RadiofindError(
-            f"output exists: {existing[0]}" + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
+            f"output exists: {existing[0]}"
+            + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
             + "; pass --overwrite to replace it"
         )
 

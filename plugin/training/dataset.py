@@ -41,7 +41,8 @@ def find_fields(data: str | Path, weighting: str) -> list[Path]:
     fields = sorted(p.parent for p in data.glob(f"*/{weighting}-image.fits")
                     if (p.parent / "truth.fits").is_file())
     if not fields:
-        raise RadiofindError(f"no simulated fields with {weighting}-image.fits and truth.fits in {data}")
+        raise RadiofindError(f"no simulated fields with {weighting}-image.fits and truth.fits "
+                             f"in {data}")
     return fields
 
 
@@ -51,7 +52,8 @@ def load_field(folder: Path, weighting: str) -> Field:
     x, y = img.world_to_pixel(truth["ra"], truth["dec"])
     noise = robust_rms(img.data)
     normalised = np.nan_to_num(img.data / noise).astype(np.float32)
-    return Field(folder.name, img, normalised, x, y, np.asarray(truth["ra"]), np.asarray(truth["dec"]))
+    return Field(folder.name, img, normalised, x, y, np.asarray(truth["ra"]),
+                 np.asarray(truth["dec"]))
 
 
 def attach_demand(field: Field, *, alpha: float, b_n: float, horn_radius: float,

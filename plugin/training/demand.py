@@ -37,7 +37,7 @@ def coefficient_image(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, *,
     coeff = np.zeros(shape, dtype=np.float32)
     r = kernel.shape[0] // 2
     ny, nx = shape
-    for xc, yc in zip(np.rint(x).astype(int), np.rint(y).astype(int)):
+    for xc, yc in zip(np.rint(x).astype(int), np.rint(y).astype(int), strict=True):
         y0, y1, x0, x1 = max(yc - r, 0), min(yc + r + 1, ny), max(xc - r, 0), min(xc + r + 1, nx)
         if y0 < y1 and x0 < x1:
             coeff[y0:y1, x0:x1] += kernel[y0 - yc + r:y1 - yc + r, x0 - xc + r:x1 - xc + r]

@@ -19,7 +19,6 @@ import json
 import logging
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -51,7 +50,7 @@ def validation_scores(fields, tmaps, *, delta_max: float, a_min: int, centre: st
 
     truth = truth or truth_snrs(fields)
     t_snr, d_snr, found, is_tp = [], [], [], []
-    for field, tmap in zip(fields, tmaps):
+    for field, tmap in zip(fields, tmaps, strict=True):
         img = field.image
         tau = None if thresholds is None else thresholds[field.name]
         blobs = find_blobs(tmap, delta_max=delta_max, a_min=a_min, centre=centre, n_steps=n_steps,
@@ -78,7 +77,7 @@ def search_tbd(fields, tmaps, *, n_steps: int) -> tuple[dict, list[dict]]:
         # The dynamic threshold depends on delta_max only: find it once per field.
         taus = {f.name: dynamic_threshold(t, delta_max=delta_max, n_steps=n_steps,
                                           valid=np.isfinite(f.image.data))[0]
-                for f, t in zip(fields, tmaps)}
+                for f, t in zip(fields, tmaps, strict=True)}
         for a_min, centre in itertools.product(A_MIN_GRID, ("mean", "centroid", "peak")):
             s = validation_scores(fields, tmaps, delta_max=delta_max, a_min=a_min, centre=centre,
                                   n_steps=n_steps, thresholds=taus, truth=truth)
@@ -112,7 +111,8 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
         raise RadiofindError(f"val_fraction must be in (0, 1), got {val_fraction}")
     folders = find_fields(data, weighting)
     if len(folders) < 2:
-        raise RadiofindError(f"need at least 2 fields (training + validation), found {len(folders)}")
+        raise RadiofindError("need at least 2 fields (training + validation), "
+                             f"found {len(folders)}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(folders))
     n_val = max(1, int(round(val_fraction * len(folders))))
