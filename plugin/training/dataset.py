@@ -7,6 +7,7 @@ A field is a folder written by ``radiofind simulate``: ``<weighting>-image.fits`
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,40 @@ def find_fields(data: str | Path, weighting: str) -> list[Path]:
         raise RadiofindError(f"no simulated fields with {weighting}-image.fits and truth.fits "
                              f"in {data}")
     return fields
+
+
+def describe_training_set(folders: list[Path]) -> dict:
+    """How the fields were simulated, from their ``simulation.json``: for a model card."""
+    keys = ("telescope", "synthesis_time", "integration_time", "frequency", "channel_width",
+            "n_channels", "n_sources", "snr_scale", "snr_min", "min_separation", "size", "scale",
+            "niter", "auto_threshold", "mgain")
+    values: dict[str, set] = {k: set() for k in keys}
+    seeds, ras, decs, beams = [], [], [], {}
+    for folder in folders:
+        meta_path = folder / "simulation.json"
+        if not meta_path.is_file():
+            continue
+        meta = json.loads(meta_path.read_text())
+        params = meta.get("parameters", {})
+        for k in keys:
+            if k in params:
+                values[k].add(params[k])
+        seeds.append(params.get("seed"))
+        ras.append(meta.get("observation", {}).get("ra_deg"))
+        decs.append(meta.get("observation", {}).get("dec_deg"))
+        for w, info in meta.get("images", {}).items():
+            beams.setdefault(w, []).append(info.get("beam_arcsec", {}))
+    summary = {k: sorted(v) if len(v) > 1 else next(iter(v)) for k, v in values.items() if v}
+    summary["n_fields"] = len(folders)
+    if seeds:
+        summary["seeds"] = [min(seeds), max(seeds)]
+        summary["ra_deg"] = [round(min(ras), 2), round(max(ras), 2)]
+        summary["dec_deg"] = [round(min(decs), 2), round(max(decs), 2)]
+    for w, bs in beams.items():
+        size = [float(np.sqrt(b["bmaj"] * b["bmin"])) for b in bs if b]
+        if size:
+            summary[f"beam_arcsec_{w}"] = [round(min(size), 2), round(max(size), 2)]
+    return summary
 
 
 def load_field(folder: Path, weighting: str) -> Field:

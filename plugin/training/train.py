@@ -101,7 +101,14 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
           seed: int = 1, overwrite: bool = False) -> dict:
     """Train a model on the simulated fields in ``data`` and write it to ``outdir``."""
     from radiofind.detect.network import DEFAULT_ARCHITECTURE, build_network, get_weights
-    from radiofind.training.dataset import attach_demand, find_fields, load_field, random_crops
+    from radiofind.evaluate.run import json_safe
+    from radiofind.training.dataset import (
+        attach_demand,
+        describe_training_set,
+        find_fields,
+        load_field,
+        random_crops,
+    )
 
     for pname, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
                          ("batch_size", batch_size), ("crop", crop)):
@@ -167,6 +174,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
                       "pixel_scale_arcsec": sorted({round(float(s), 3) for s in scales})},
             "validation": {"PC3": best["pc3"], "PC4": best["pc4"], "PC5": best["pc5"],
                            "S90": best["s90"], "fields": [f.name for f in val_fields]},
+            "training_set": describe_training_set(folders),
             "training": {"data": str(data), "fields": [f.name for f in train_fields],
                          "seed": seed, "epochs": epochs, "steps_per_epoch": steps_per_epoch,
                          "batch_size": batch_size, "crop": crop, "learning_rate": learning_rate,
@@ -174,9 +182,10 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
                          "radiofind": __version__, "keras": keras.__version__,
                          "python": platform.python_version()},
         }
-        stage.path("card.json").write_text(json.dumps(card, indent=2, allow_nan=True) + "\n")
+        card = json_safe(card)
+        stage.path("card.json").write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
         stage.path("history.json").write_text(json.dumps(
-            {"loss": losses, "tbd_search": trials}, indent=1, allow_nan=True) + "\n")
+            json_safe({"loss": losses, "tbd_search": trials}), indent=1, allow_nan=False) + "\n")
     print(f"radiofind train: model {name} -> {outdir} (validation PC3 {best['pc3']:.3f}, "
-          f"S90 {best['s90']:.2f}; {t_train:.0f} s training)")
+          f"PC5 {best['pc5']:.3f}, S90 {best['s90']:.2f}; {t_train:.0f} s training)")
     return card
