@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 import click
@@ -42,6 +43,10 @@ def _runner(target: str):
     return run
 
 
+def _radiofind_or_warning(record: logging.LogRecord) -> bool:
+    return record.name.startswith("radiofind") or record.levelno >= logging.WARNING
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="radiofind")
 @click.option("-v", "--verbose", count=True,
@@ -49,10 +54,15 @@ def _runner(target: str):
 def main(verbose: int = 0) -> None:
     """radiofind: find sources in radio images with convolutional networks, and simulate the
     MeerKAT and ASKAP observations that train and test them."""
-    logging.basicConfig(level=logging.DEBUG if verbose >= 2 else logging.WARNING,
+    # TensorFlow's C++ start-up chatter (CPU feature notes) is noise to a user; -vv keeps it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose >= 2 else "2")
+    logging.basicConfig(level=logging.DEBUG if verbose >= 2 else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    # radiofind's own progress messages show by default; libraries stay quiet unless -vv.
     logging.getLogger("radiofind").setLevel(logging.DEBUG if verbose else logging.INFO)
+    if verbose < 2:
+        # radiofind's progress and every library's warnings; PyBDSF's INFO log only with -vv.
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_radiofind_or_warning)
 
 
 for _cab, _target in IMPLEMENTATIONS.items():

@@ -8,6 +8,8 @@ finders are scored alike.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import tempfile
 import time
@@ -63,17 +65,23 @@ def _process(img, thresh_isl: float, thresh_pix: float):
         if freq is None:
             log.warning("%s has no frequency axis or RESTFRQ; telling PyBDSF 1.4 GHz", img.path)
             freq = 1.4e9
+        chatter = io.StringIO()  # PyBDSF prints its parameters and files: keep them for -v
         try:
-            result = bdsf.process_image(fitsname, thresh_isl=thresh_isl, thresh_pix=thresh_pix,
-                                        frequency=freq, quiet=True, ncores=1)
+            with contextlib.redirect_stdout(chatter):
+                result = bdsf.process_image(fitsname, thresh_isl=thresh_isl,
+                                            thresh_pix=thresh_pix, frequency=freq, quiet=True,
+                                            ncores=1)
         except Exception as err:  # PyBDSF raises bare RuntimeError/ValueError for bad images
             raise RadiofindError(f"PyBDSF failed on {img.path}: {err}") from None
+        finally:
+            log.debug("PyBDSF output:\n%s", chatter.getvalue())
         if result.nsrc == 0:
             log.warning("PyBDSF found no sources")
             empty = np.array([], dtype=float)
             return empty, empty, {"total_flux": empty, "peak_flux_fit": empty}
         srl = str(Path(tmp) / "image.srl.fits")
-        result.write_catalog(outfile=srl, format="fits", catalog_type="srl", clobber=True)
+        with contextlib.redirect_stdout(chatter):
+            result.write_catalog(outfile=srl, format="fits", catalog_type="srl", clobber=True)
         src = Table.read(srl)
     return (np.asarray(src["RA"], float), np.asarray(src["DEC"], float),
             {"total_flux": np.asarray(src["Total_flux"], float),
