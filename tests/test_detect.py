@@ -150,3 +150,15 @@ def test_weighting_is_read_from_wsclean_headers(keyword, expected):
     from radiofind.detect.models import header_weighting
 
     assert header_weighting(keyword) == expected
+
+
+def test_blended_sources_are_split_into_two_detections():
+    # Two sources 12 px apart whose blobs merge above the threshold.
+    xs, ys = np.array([40, 52]), np.array([50, 50])
+    tmap = blob_map((100, 100), xs, ys, np.array([3.0, 2.5]), sigma=4.0, noise=0.0)
+    merged = find_blobs(tmap, delta_max=100, a_min=5, threshold=0.3, centre="peak")
+    assert len(merged.x) == 1
+    split = find_blobs(tmap, delta_max=100, a_min=5, threshold=0.3, centre="peak", deblend=8.0)
+    assert sorted(np.rint(split.x)) == [40, 52] and np.all(np.rint(split.y) == 50)
+    # Peaks closer than the deblending distance stay one source.
+    assert len(find_blobs(tmap, delta_max=100, a_min=5, threshold=0.3, deblend=15.0).x) == 1

@@ -337,10 +337,14 @@ def test_simulate_tiny_end_to_end(tmp_path):
     assert {"ra", "dec", "flux", "x", "y", "snr_natural", "snr_uniform"} <= set(truth.colnames)
     assert truth.meta["SEED"] == 5 and truth.meta["TELESCOP"] == "MeerKAT"
     assert np.allclose(truth["flux"], truth["snr_input"] * saved["noise"]["flux_unit_jy"])
-    # Same seed, same sky and same noise.
+    # Same seed, same sky and bit-identical visibilities; WSClean's multi-threaded clean is not
+    # guaranteed bit-reproducible, so the imaged noise is compared to 0.1 %.
     again = simulate(outdir=tmp_path / "again", seed=5, **TINY)
+    with casacore_tables.table(str(out / "sim.ms"), ack=False) as a, \
+            casacore_tables.table(str(tmp_path / "again" / "sim.ms"), ack=False) as b:
+        assert np.array_equal(a.getcol("DATA"), b.getcol("DATA"))
     assert again["images"]["natural"]["noise"] == pytest.approx(
-        summary["images"]["natural"]["noise"])
+        summary["images"]["natural"]["noise"], rel=1e-3)
     assert np.array_equal(Table.read(tmp_path / "again" / "truth.fits")["flux"], truth["flux"])
     with pytest.raises(RadiofindError, match="exists"):
         simulate(outdir=out, seed=5, **TINY)

@@ -21,6 +21,9 @@ from radiofind.errors import RadiofindError
 from radiofind.noise import robust_rms
 
 REFERENCE_AREA = 4096 * 4096
+# Blended sources are split when their map peaks are this many beams apart: the crossmatch radius,
+# so two split detections can never claim the same source.
+DEBLEND_BEAMS = 2.0 / 3.0
 CENTRES = ("mean", "centroid", "peak")
 
 
@@ -76,9 +79,41 @@ def dynamic_threshold(tmap: np.ndarray, *, delta_max: float, n_steps: int = 50,
     return float(chosen), ladder, counts
 
 
+def split_blended(tmap: np.ndarray, labels: np.ndarray, n: int, min_distance: float
+                  ) -> tuple[np.ndarray, int]:
+    """Split blobs that hold several peaks of the map at least ``min_distance`` pixels apart.
+
+    Two sources closer than the threshold contour merge into one blob, whose single centre would
+    then match neither. Each pixel of such a blob goes to its nearest peak.
+    """
+    r = int(np.ceil(min_distance))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    footprint = xx**2 + yy**2 <= min_distance**2
+    peaks = (tmap == ndimage.maximum_filter(tmap, footprint=footprint)) & (labels > 0)
+    py, px = np.nonzero(peaks)
+    plab = labels[py, px]
+    multi = np.nonzero(np.bincount(plab, minlength=n + 1) > 1)[0]
+    if not len(multi):
+        return labels, n
+    labels = labels.copy()
+    slices = ndimage.find_objects(labels)
+    for lab in multi:
+        sl = slices[lab - 1]
+        inside = labels[sl] == lab
+        ys, xs = np.nonzero(inside)
+        ys, xs = ys + sl[0].start, xs + sl[1].start
+        sel = plab == lab
+        d2 = (ys[:, None] - py[sel][None, :]) ** 2 + (xs[:, None] - px[sel][None, :]) ** 2
+        nearest = np.argmin(d2, axis=1)
+        for k in range(1, sel.sum()):  # peak 0 keeps the blob's label
+            n += 1
+            labels[ys[nearest == k], xs[nearest == k]] = n
+    return labels, n
+
+
 def find_blobs(tmap: np.ndarray, *, delta_max: float, a_min: int, centre: str = "mean",
                threshold: float | None = None, n_steps: int = 50,
-               valid: np.ndarray | None = None) -> Blobs:
+               valid: np.ndarray | None = None, deblend: float | None = None) -> Blobs:
     """Thresholded blob detection on a network output map.
 
     Parameters
@@ -97,6 +132,8 @@ def find_blobs(tmap: np.ndarray, *, delta_max: float, a_min: int, centre: str = 
         Steps of the logarithmic threshold ladder.
     valid
         Boolean mask of pixels that may hold sources (False for blanked regions).
+    deblend
+        Split blobs holding map peaks at least this many pixels apart (None: no splitting).
     """
     if centre not in CENTRES:
         raise RadiofindError(f"unknown centre rule {centre!r} (choose from {', '.join(CENTRES)})")
@@ -109,6 +146,8 @@ def find_blobs(tmap: np.ndarray, *, delta_max: float, a_min: int, centre: str = 
         tau, ladder, counts = float(threshold), np.array([threshold]), np.array([], dtype=int)
     above = tmap > tau if valid is None else (tmap > tau) & valid
     labels, n = ndimage.label(above, structure=np.ones((3, 3)))
+    if deblend and n:
+        labels, n = split_blended(tmap, labels, n, deblend)
     empty = np.array([], dtype=float)
     if n == 0:
         return Blobs(empty, empty, empty, empty, tau, ladder, counts)

@@ -38,13 +38,14 @@ def check_formats(formats: list[str]) -> list[str]:
 
 def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int | None = None,
            a_min: int | None = None, centre: str | None = None, threshold: float | None = None,
-           formats=("fits", "csv", "ds9", "crtf"), overwrite: bool = False) -> dict:
+           deblend: float | None = None, formats=("fits", "csv", "ds9", "crtf"),
+           overwrite: bool = False) -> dict:
     """Detect point sources in ``image`` and write the catalogue and the output map.
 
     Parameters are those of the ``radiofind.detect`` cab. Returns a summary dict (model used,
     threshold, number of sources, output paths, timings).
     """
-    from radiofind.detect.blobs import find_blobs
+    from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs
     from radiofind.detect.inference import predict_map
     from radiofind.detect.models import resolve_model, select_model
 
@@ -63,9 +64,11 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
         mdl, why = select_model(img.telescope, img.beam_pixels,
                                 str(img.header.get("WSCWEIGH", "")))
     log.info("using model %s (%s)", mdl.name, why)
-    tbd = {**mdl.tbd}
-    tbd.update({k: v for k, v in (("delta_max", delta_max), ("a_min", a_min), ("centre", centre))
-                if v is not None})
+    if deblend is not None and deblend < 0:
+        raise RadiofindError(f"deblend must be >= 0 beams, got {deblend}")
+    tbd = {"deblend_beams": DEBLEND_BEAMS, **mdl.tbd}
+    tbd.update({k: v for k, v in (("delta_max", delta_max), ("a_min", a_min), ("centre", centre),
+                                  ("deblend_beams", deblend)) if v is not None})
 
     with staged_outputs(outdir, planned, overwrite=overwrite) as stage:
         valid = np.isfinite(img.data)
@@ -76,7 +79,8 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
         t2 = time.perf_counter()
         blobs = find_blobs(tmap, delta_max=tbd["delta_max"], a_min=int(tbd["a_min"]),
                            centre=tbd["centre"], threshold=threshold,
-                           n_steps=int(tbd.get("n_steps", 50)), valid=valid)
+                           n_steps=int(tbd.get("n_steps", 50)), valid=valid,
+                           deblend=tbd["deblend_beams"] * img.beam_pixels)
         t3 = time.perf_counter()
         table = make_catalog(img, blobs.x, blobs.y, noise, finder="radiofind",
                              extra={"score": blobs.score, "area": blobs.area.astype(np.int32)})

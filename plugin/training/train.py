@@ -41,20 +41,23 @@ def truth_snrs(fields) -> dict:
 
 def validation_scores(fields, tmaps, *, delta_max: float, a_min: int, centre: str,
                       n_steps: int, snr_bin: float = 0.5, match_radius: float = 2 / 3,
-                      thresholds: dict | None = None, truth: dict | None = None) -> dict:
+                      thresholds: dict | None = None, truth: dict | None = None,
+                      deblend_beams: float | None = None) -> dict:
     """Detect on every validation field and score all of them together (as DeepSource does)."""
-    from radiofind.detect.blobs import find_blobs
+    from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs
     from radiofind.evaluate.crossmatch import crossmatch
     from radiofind.evaluate.metrics import score
     from radiofind.noise import pixel_values
 
     truth = truth or truth_snrs(fields)
+    deblend_beams = DEBLEND_BEAMS if deblend_beams is None else deblend_beams
     t_snr, d_snr, found, is_tp = [], [], [], []
     for field, tmap in zip(fields, tmaps, strict=True):
         img = field.image
         tau = None if thresholds is None else thresholds[field.name]
         blobs = find_blobs(tmap, delta_max=delta_max, a_min=a_min, centre=centre, n_steps=n_steps,
-                           threshold=tau, valid=np.isfinite(img.data))
+                           threshold=tau, valid=np.isfinite(img.data),
+                           deblend=deblend_beams * img.beam_pixels)
         snr, noise = truth[field.name]
         ra, dec = img.pixel_to_world(blobs.x, blobs.y)
         match = crossmatch(field.truth_ra, field.truth_dec, ra, dec,
@@ -100,6 +103,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
           horn_radius: float = 15.0, gauss_fwhm: float = 10.0, n_steps: int = 50,
           seed: int = 1, overwrite: bool = False) -> dict:
     """Train a model on the simulated fields in ``data`` and write it to ``outdir``."""
+    from radiofind.detect.blobs import DEBLEND_BEAMS
     from radiofind.detect.network import DEFAULT_ARCHITECTURE, build_network, get_weights
     from radiofind.evaluate.run import json_safe
     from radiofind.training.dataset import (
@@ -167,7 +171,8 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
                                        "(clipped MAD); blanked pixels set to 0"},
             "demand": demand,
             "tbd": {"delta_max": best["delta_max"], "a_min": best["a_min"],
-                    "centre": best["centre"], "n_steps": n_steps},
+                    "centre": best["centre"], "n_steps": n_steps,
+                    "deblend_beams": round(DEBLEND_BEAMS, 4)},
             "valid": {"beam_pixels": [round(float(beams.min()) / 1.5, 2),
                                       round(float(beams.max()) * 1.5, 2)],
                       "beam_pixels_trained": round(float(np.median(beams)), 3),
