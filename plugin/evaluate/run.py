@@ -12,6 +12,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,40 @@ def evaluate(*, truth: str | os.PathLike, image: str | os.PathLike,
     return results
 
 
+@dataclass
+class FieldMatch:
+    """One field's crossmatch: what :func:`score_fields` needs to score many fields together."""
+
+    truth_snr: np.ndarray
+    det_snr: np.ndarray
+    truth_found: np.ndarray
+    det_is_tp: np.ndarray
+    separation_deg: np.ndarray
+
+
+def match_field(image: Image, truth_ra, truth_dec, truth_snr, noise: float, det_ra, det_dec, *,
+                match_radius: float = 0.6667) -> FieldMatch:
+    """Crossmatch detections with the truth in one image; detection SNRs use the truth's noise."""
+    d_ra, d_dec = np.asarray(det_ra, float), np.asarray(det_dec, float)
+    d_x, d_y = image.world_to_pixel(d_ra, d_dec)
+    det_snr = np.full(d_ra.shape, np.nan)
+    placed = np.isfinite(d_x) & np.isfinite(d_y)
+    det_snr[placed] = pixel_values(image.data, d_x[placed], d_y[placed]) / noise
+    match = crossmatch(truth_ra, truth_dec, d_ra, d_dec,
+                       radius_deg=match_radius * image.beam.size_deg)
+    return FieldMatch(np.asarray(truth_snr, float), det_snr, match.truth_found, match.det_is_tp,
+                      match.separation_deg)
+
+
+def score_fields(matches: Iterable[FieldMatch], *, snr_bin: float = 0.5) -> dict:
+    """Score several fields together (counts summed before P and C, as DeepSource does)."""
+    matches = list(matches)
+    return score(np.concatenate([m.truth_snr for m in matches]),
+                 np.concatenate([m.det_snr for m in matches]),
+                 np.concatenate([m.truth_found for m in matches]),
+                 np.concatenate([m.det_is_tp for m in matches]), snr_bin=snr_bin)
+
+
 def compare_catalogs(image: Image, truth: Table, catalogs: Mapping[str, Table], *,
                      snr_bin: float = 0.5, match_radius: float = 0.6667) -> dict:
     """Score catalogues (already read) against the truth in ``image``; nothing is written.
@@ -127,14 +162,11 @@ def compare_catalogs(image: Image, truth: Table, catalogs: Mapping[str, Table], 
     finders = {}
     for name, table in catalogs.items():
         d_ra, d_dec = table_radec(table, f"catalogue {name!r}")
-        d_x, d_y = image.world_to_pixel(d_ra, d_dec)
-        det_snr = np.full(d_ra.shape, np.nan)
-        placed = np.isfinite(d_x) & np.isfinite(d_y)
-        det_snr[placed] = pixel_values(image.data, d_x[placed], d_y[placed]) / noise
-        match = crossmatch(t_ra, t_dec, d_ra, d_dec, radius_deg=radius_deg)
-        res = score(truth_snr, det_snr, match.truth_found, match.det_is_tp, snr_bin=snr_bin)
-        res["median_separation_arcsec"] = (float(np.median(match.separation_deg)) * 3600.0
-                                           if match.n_tp else math.nan)
+        fm = match_field(image, t_ra, t_dec, truth_snr, noise, d_ra, d_dec,
+                         match_radius=match_radius)
+        res = score_fields([fm], snr_bin=snr_bin)
+        res["median_separation_arcsec"] = (float(np.median(fm.separation_deg)) * 3600.0
+                                           if fm.separation_deg.size else math.nan)
         finders[name] = res
 
     beam = image.beam

@@ -45,13 +45,11 @@ def validation_scores(fields, tmaps, *, delta_max: float, a_min: int, centre: st
                       deblend_beams: float | None = None) -> dict:
     """Detect on every validation field and score all of them together (as DeepSource does)."""
     from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs
-    from radiofind.evaluate.crossmatch import crossmatch
-    from radiofind.evaluate.metrics import score
-    from radiofind.noise import pixel_values
+    from radiofind.evaluate.run import match_field, score_fields
 
     truth = truth or truth_snrs(fields)
     deblend_beams = DEBLEND_BEAMS if deblend_beams is None else deblend_beams
-    t_snr, d_snr, found, is_tp = [], [], [], []
+    matches = []
     for field, tmap in zip(fields, tmaps, strict=True):
         img = field.image
         tau = None if thresholds is None else thresholds[field.name]
@@ -60,14 +58,9 @@ def validation_scores(fields, tmaps, *, delta_max: float, a_min: int, centre: st
                            deblend=deblend_beams * img.beam_pixels)
         snr, noise = truth[field.name]
         ra, dec = img.pixel_to_world(blobs.x, blobs.y)
-        match = crossmatch(field.truth_ra, field.truth_dec, ra, dec,
-                           radius_deg=match_radius * img.beam.size_deg)
-        t_snr.append(snr)
-        d_snr.append(pixel_values(img.data, blobs.x, blobs.y) / noise)
-        found.append(match.truth_found)
-        is_tp.append(match.det_is_tp)
-    return score(np.concatenate(t_snr), np.concatenate(d_snr), np.concatenate(found),
-                 np.concatenate(is_tp), snr_bin=snr_bin)
+        matches.append(match_field(img, field.truth_ra, field.truth_dec, snr, noise, ra, dec,
+                                   match_radius=match_radius))
+    return score_fields(matches, snr_bin=snr_bin)
 
 
 def search_tbd(fields, tmaps, *, n_steps: int) -> tuple[dict, list[dict]]:
