@@ -43,10 +43,6 @@ class Staging:
             self.names.append(name)
         return self.tmpdir / name
 
-    def final(self, name: str) -> Path:
-        """Where ``name`` will live once committed."""
-        return self.outdir / name
-
 
 @contextmanager
 def staged_outputs(outdir: str | os.PathLike, names: Iterable[str] = (), *, overwrite: bool = False
@@ -84,12 +80,3 @@ def staged_outputs(outdir: str | os.PathLike, names: Iterable[str] = (), *, over
             os.replace(src, dst)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
-
-
-@contextmanager
-def atomic_file(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path for ``path``; rename it into place when the block succeeds."""
-    path = Path(path)
-    with staged_outputs(path.parent if str(path.parent) else ".", [path.name],
-                        overwrite=overwrite) as stage:
-        yield stage.path(path.name)
