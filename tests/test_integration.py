@@ -68,7 +68,8 @@ def stimela(*args, cwd):
     "(radiofind.cabs)radiofind.yml radiofind.evaluate",
     "(radiofind.cabs)radiofind.yml radiofind.train",
     "(radiofind.cabs)radiofind.yml radiofind.demo",
-    "radiofind.recipes::simulate-detect.yml"])
+    "radiofind.recipes::simulate-detect.yml",
+    "radiofind.recipes::simulate-training-skies.yml"])
 def test_stimela_doc_loads_every_cab_and_recipe(tmp_path, target):
     result = stimela("doc", *target.split(), cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -86,3 +87,21 @@ def test_stimela_run_of_the_shipped_recipe(tmp_path):
         metrics = json.loads((out / f"{weighting}-metrics" / "metrics.json").read_text())
         assert set(metrics["finders"]) == {"radiofind", "pybdsf"}
     shutil.rmtree(out / "sim" / "sim.ms")
+
+
+def test_stimela_run_of_the_training_skies_recipe_resumes(tmp_path):
+    args = ["run", "radiofind.recipes::simulate-training-skies.yml", "dir=skies", "size=256",
+            "n_sources=10"]
+    first = stimela(*args, "seeds=[3,4]", cwd=tmp_path)
+    assert first.returncode == 0, first.stdout[-5000:] + first.stderr[-3000:]
+    made = {p: p.stat().st_mtime_ns for p in (tmp_path / "skies").glob("*/truth.fits")}
+    assert sorted(p.parent.name for p in made) == ["meerkat-3", "meerkat-4"]
+    for sky in ("meerkat-3", "meerkat-4"):
+        assert (tmp_path / "skies" / sky / "natural-image.fits").exists()
+        assert (tmp_path / "skies" / sky / "uniform-image.fits").exists()
+        assert not (tmp_path / "skies" / sky / "sim.ms").exists()  # drop_ms
+    # A second run with one more seed makes only the new sky.
+    second = stimela(*args, "seeds=[3,4,5]", cwd=tmp_path)
+    assert second.returncode == 0, second.stdout[-5000:] + second.stderr[-3000:]
+    assert (tmp_path / "skies" / "meerkat-5" / "truth.fits").exists()
+    assert all(p.stat().st_mtime_ns == t for p, t in made.items())
