@@ -15,6 +15,7 @@ Writes benchmarks/results/detection-<telescope>.json and .md (the README's table
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -52,17 +53,24 @@ def simulate_fields(work: Path, telescope: str, seeds: list[int], size: int, n_s
     return folders
 
 
+@functools.cache
+def field_truth(folder: Path, weighting: str):
+    """Image, truth positions and true SNRs of one field (read once, scored many times)."""
+    from radiofind.evaluate.run import measure_truth_snr, table_radec
+    from radiofind.io.catalog import read_catalog
+    from radiofind.io.images import read_image
+
+    image = read_image(folder / f"{weighting}-image.fits")
+    t_ra, t_dec = table_radec(read_catalog(folder / "truth.fits"), "truth")
+    snr, noise = measure_truth_snr(image, t_ra, t_dec)
+    return image, t_ra, t_dec, snr, noise
+
+
 def field_match(folder: Path, weighting: str, catalog: Path):
     from radiofind.evaluate.run import match_field, table_radec
     from radiofind.io.catalog import read_catalog
-    from radiofind.io.images import read_image
-    from radiofind.noise import measure_snr
 
-    image = read_image(folder / f"{weighting}-image.fits")
-    truth = read_catalog(folder / "truth.fits")
-    t_ra, t_dec = table_radec(truth, "truth")
-    t_x, t_y = image.world_to_pixel(t_ra, t_dec)
-    snr, noise = measure_snr(image, t_x, t_y, known_sources=True)
+    image, t_ra, t_dec, snr, noise = field_truth(folder, weighting)
     d_ra, d_dec = table_radec(read_catalog(catalog), "catalogue")
     return match_field(image, t_ra, t_dec, snr, noise, d_ra, d_dec)
 

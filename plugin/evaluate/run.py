@@ -93,6 +93,18 @@ def evaluate(*, truth: str | os.PathLike, image: str | os.PathLike,
     return results
 
 
+def measure_truth_snr(image: Image, truth_ra, truth_dec) -> tuple[np.ndarray, float]:
+    """True SNR of every truth source in ``image`` and the source-free noise they share.
+
+    Positions the projection cannot place (e.g. the far side of a SIN image) get NaN.
+    """
+    t_x, t_y = image.world_to_pixel(truth_ra, truth_dec)
+    placed = np.isfinite(t_x) & np.isfinite(t_y)
+    snr = np.full(np.shape(t_x), np.nan)
+    snr[placed], noise = measure_snr(image, t_x[placed], t_y[placed], known_sources=True)
+    return snr, noise
+
+
 @dataclass
 class FieldMatch:
     """One field's crossmatch: what :func:`score_fields` needs to score many fields together."""
@@ -152,11 +164,7 @@ def compare_catalogs(image: Image, truth: Table, catalogs: Mapping[str, Table], 
     _check_positive(snr_bin, "snr_bin")
     _check_positive(match_radius, "match_radius")
     t_ra, t_dec = table_radec(truth, "truth catalogue")
-    t_x, t_y = image.world_to_pixel(t_ra, t_dec)
-    # Positions the projection cannot place (e.g. the far side of a SIN image) get no SNR.
-    placed = np.isfinite(t_x) & np.isfinite(t_y)
-    truth_snr = np.full(t_ra.shape, np.nan)
-    truth_snr[placed], noise = measure_snr(image, t_x[placed], t_y[placed], known_sources=True)
+    truth_snr, noise = measure_truth_snr(image, t_ra, t_dec)
     radius_deg = match_radius * image.beam.size_deg
 
     finders = {}

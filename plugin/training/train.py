@@ -34,9 +34,9 @@ A_MIN_GRID = (1, 3, 5, 10, 20, 40, 80)
 
 def truth_snrs(fields) -> dict:
     """True SNR and noise of every validation field (they do not depend on the detector)."""
-    from radiofind.noise import measure_snr
+    from radiofind.evaluate.run import measure_truth_snr
 
-    return {f.name: measure_snr(f.image, f.truth_x, f.truth_y, known_sources=True) for f in fields}
+    return {f.name: measure_truth_snr(f.image, f.truth_ra, f.truth_dec) for f in fields}
 
 
 def validation_scores(fields, tmaps, *, delta_max: float, a_min: int, centre: str,
