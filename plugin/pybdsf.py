@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from radiofind.detect.run import check_formats, output_names
 from radiofind.errors import RadiofindError
-from radiofind.io.catalog import make_catalog, write_catalog
+from radiofind.io.catalog import check_formats, make_catalog, output_names, write_catalog
 from radiofind.io.images import read_image, write_fits_to
 from radiofind.io.outputs import staged_outputs
 from radiofind.noise import robust_rms

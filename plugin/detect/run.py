@@ -9,31 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from radiofind.errors import RadiofindError
-from radiofind.io.catalog import FORMATS, make_catalog, write_catalog
+from radiofind.io.catalog import check_formats, make_catalog, output_names, write_catalog
 from radiofind.io.images import read_image, write_fits_to
 from radiofind.io.outputs import staged_outputs
 from radiofind.noise import robust_rms
 
 log = logging.getLogger("radiofind.detect")
-
-
-def output_names(image: str, formats: list[str], finder: str) -> dict[str, str]:
-    """Names of the outputs a finder writes for ``image``: ``<stem>.<finder>.<ext>``."""
-    stem = Path(image.rstrip("/")).name
-    for ext in (".fits", ".FITS", ".image", ".img"):
-        if stem.endswith(ext):
-            stem = stem[: -len(ext)]
-            break
-    return {fmt: f"{stem}.{finder}{FORMATS[fmt]}" for fmt in formats} | {"base": f"{stem}.{finder}"}
-
-
-def check_formats(formats: list[str]) -> list[str]:
-    formats = list(formats or [])
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise RadiofindError(f"unknown catalogue format(s) {', '.join(bad) or '(none given)'}; "
-                             f"choose from {', '.join(FORMATS)}")
-    return formats
 
 
 def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int | None = None,

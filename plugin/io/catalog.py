@@ -122,3 +122,22 @@ def read_catalog(path: str | os.PathLike, *, required=("ra", "dec")) -> Table:
     if missing:
         raise RadiofindError(f"{path} lacks column(s) {', '.join(missing)}")
     return table
+
+
+def output_names(image: str, formats: list[str], finder: str) -> dict[str, str]:
+    """Names of the outputs a finder writes for ``image``: ``<stem>.<finder>.<ext>``."""
+    stem = Path(image.rstrip("/")).name
+    for ext in (".fits", ".FITS", ".image", ".img"):
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    return {fmt: f"{stem}.{finder}{FORMATS[fmt]}" for fmt in formats} | {"base": f"{stem}.{finder}"}
+
+
+def check_formats(formats: list[str]) -> list[str]:
+    formats = list(formats or [])
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise RadiofindError(f"unknown catalogue format(s) {', '.join(bad) or '(none given)'}; "
+                             f"choose from {', '.join(FORMATS)}")
+    return formats
