@@ -23,6 +23,7 @@ IMPLEMENTATIONS = {
     "radiofind.simulate": "radiofind.simulation.run:simulate",
     "radiofind.detect": "radiofind.detect.run:detect",
     "radiofind.pybdsf": "radiofind.pybdsf:run_pybdsf",
+    "radiofind.aegean": "radiofind.aegean:run_aegean",
     "radiofind.evaluate": "radiofind.evaluate.run:evaluate",
     "radiofind.train": "radiofind.training.train:train",
     "radiofind.demo": "radiofind.demo:demo",

@@ -1,0 +1,106 @@
+"""``radiofind aegean``: BANE + Aegean (AegeanTools) on an image, in radiofind's catalogue schema.
+
+Like ``radiofind pybdsf``: the image is squeezed to 2-D and copied into a scratch folder, where
+BANE writes its background and rms maps and Aegean reads all three (the user's input folder is
+never written to). Positions come from Aegean's fitted components (RA/Dec), SNRs from radiofind's
+own noise definition, so every finder is scored alike by ``radiofind evaluate``.
+
+AegeanTools 2.3.5 and numpy >= 2.4
+----------------------------------
+AegeanTools 2.3.5 (``fitting.py``) catches ``np.linalg.linalg.LinAlgError`` when the covariance
+of a fit is singular. numpy 2.0 deprecated the private module ``numpy.linalg.linalg`` and numpy
+2.4 removed it, so on such a fit the ``except`` clause itself raises ``AttributeError`` and the
+whole run crashes. :func:`_numpy_compat` gives numpy back a minimal ``numpy.linalg.linalg`` that
+holds only ``LinAlgError`` (the very class ``numpy.linalg`` exports, so the ``except`` catches
+what it meant to), and only when the attribute is missing; nothing else in numpy changes.
+Everything else AegeanTools 2.3.5 imports works with numpy 2.4, scipy 1.17 and astropy 8.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+
+from radiofind.errors import RadiofindError
+from radiofind.io.catalog import check_formats, make_catalog, output_names, write_catalog
+from radiofind.io.images import read_image, write_fits_to
+from radiofind.io.outputs import staged_outputs
+from radiofind.noise import robust_rms
+
+log = logging.getLogger("radiofind.aegean")
+
+
+def run_aegean(*, image: str, outdir: str, seedclip: float = 5.0, floodclip: float = 4.0,
+               formats=("fits", "csv", "ds9", "crtf"), overwrite: bool = False) -> dict:
+    """Run BANE and Aegean on ``image`` and write the components as a radiofind catalogue."""
+    formats = check_formats(formats)
+    if not seedclip > 0 or not floodclip > 0:
+        raise RadiofindError("seedclip and floodclip must be positive")
+    if floodclip > seedclip:
+        # Aegean would silently lower floodclip to seedclip: say so instead.
+        raise RadiofindError("floodclip must be <= seedclip (Aegean's flood vs seed threshold)")
+    t0 = time.perf_counter()
+    img = read_image(image)
+    names = output_names(image, formats, "aegean")
+    with staged_outputs(outdir, [names[f] for f in formats], overwrite=overwrite) as stage:
+        ra, dec, extra = _process(img, seedclip, floodclip)
+        x, y = img.world_to_pixel(ra, dec)
+        noise = robust_rms(img.data)
+        table = make_catalog(img, x, y, noise, finder="aegean", extra=extra)
+        table.meta.update({"SEEDCLIP": seedclip, "FLOODCLP": floodclip})
+        write_catalog(table, stage, names["base"], formats)
+    seconds = time.perf_counter() - t0
+    print(f"radiofind aegean: {len(table)} sources in {Path(image).name} "
+          f"(seedclip {seedclip}, floodclip {floodclip}; {seconds:.1f} s) -> {outdir}")
+    return {"image": image, "n_sources": len(table), "seconds": seconds,
+            "catalog": str(Path(outdir) / names.get("fits", names[formats[0]]))}
+
+
+def _numpy_compat() -> None:
+    """Restore ``numpy.linalg.linalg.LinAlgError`` for AegeanTools 2.3.5 (see the module doc)."""
+    if not hasattr(np.linalg, "linalg"):
+        shim = types.ModuleType("numpy.linalg.linalg",
+                                "radiofind's stand-in for the module numpy 2.4 removed; "
+                                "AegeanTools 2.3.5 needs only its LinAlgError.")
+        shim.LinAlgError = np.linalg.LinAlgError
+        np.linalg.linalg = shim
+
+
+def _process(img, seedclip: float, floodclip: float):
+    _numpy_compat()
+    # AegeanTools is imported here: only this command needs it.
+    from AegeanTools.BANE import filter_image
+    from AegeanTools.source_finder import SourceFinder
+
+    # Its logger prints every step at INFO through its own handler (set up at import): keep that
+    # chatter for -vv, as for PyBDSF.
+    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
+    logging.getLogger("AegeanTools").setLevel(logging.INFO if verbose else logging.WARNING)
+
+    with tempfile.TemporaryDirectory(prefix="radiofind-aegean-") as tmp:
+        fitsname = str(Path(tmp) / "image.fits")
+        data = np.where(np.isfinite(img.data), img.data, np.nan).astype(np.float32)
+        write_fits_to(fitsname, data, img)
+        base = str(Path(tmp) / "image")
+        try:
+            # BANE: background and rms maps (image_bkg.fits, image_rms.fits); one worker, as the
+            # other finders use.
+            filter_image(im_name=fitsname, out_base=base, cores=1)
+            sources = SourceFinder().find_sources_in_image(
+                fitsname, bkgin=f"{base}_bkg.fits", rmsin=f"{base}_rms.fits",
+                innerclip=seedclip, outerclip=floodclip, cores=1, nonegative=True,
+                progress=False)
+        except Exception as err:  # AegeanTools raises many types for images it cannot use
+            raise RadiofindError(f"Aegean failed on {img.path}: {err}") from None
+    if not sources:
+        log.warning("Aegean found no sources")
+    return (np.array([s.ra for s in sources], float), np.array([s.dec for s in sources], float),
+            {"peak_flux_fit": np.array([s.peak_flux for s in sources], float),
+             "total_flux": np.array([s.int_flux for s in sources], float),
+             "local_rms": np.array([s.local_rms for s in sources], float),
+             "flags": np.array([s.flags for s in sources], np.int32)})
