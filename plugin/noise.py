@@ -15,14 +15,15 @@ from radiofind.errors import RadiofindError
 MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(3/4): MAD of a Gaussian -> its sigma
 
 
-def robust_rms(data: np.ndarray, *, mask: np.ndarray | None = None, clip: float = 3.0,
+def robust_rms(data, *, mask: np.ndarray | None = None, clip: float = 3.0,
                iterations: int = 5, max_samples: int = 4_000_000, seed: int = 0) -> float:
     """Robust noise of an image: clipped MAD about the median.
 
     Parameters
     ----------
     data
-        Image pixels (any shape); NaNs are ignored.
+        Image pixels (any shape; a numpy array, or a dask array for images too big for memory,
+        which is then sampled block by block); NaNs are ignored.
     mask
         Optional boolean array, True for pixels to *exclude* (e.g. near known sources).
     clip
@@ -39,15 +40,17 @@ def robust_rms(data: np.ndarray, *, mask: np.ndarray | None = None, clip: float 
     float
         The noise in the image's units.
     """
-    values = np.asarray(data)
     if mask is not None:
-        values = values[~np.asarray(mask, dtype=bool)]
-    values = values[np.isfinite(values)].ravel()
+        data = np.asarray(data)[~np.asarray(mask, dtype=bool)]
+    return clipped_sigma(pixel_sample(data, max_samples=max_samples, seed=seed),
+                         clip=clip, iterations=iterations)
+
+
+def clipped_sigma(values: np.ndarray, *, clip: float = 3.0, iterations: int = 5) -> float:
+    """Clipped MAD standard deviation of finite ``values`` (see :func:`robust_rms`)."""
+    values = np.asarray(values, dtype=np.float64).ravel()
     if values.size < 100:
         raise RadiofindError(f"cannot estimate the image noise: only {values.size} finite pixels")
-    if values.size > max_samples:
-        values = np.random.default_rng(seed).choice(values, max_samples, replace=False)
-    values = values.astype(np.float64)
     keep = values
     sigma = np.nan
     for _ in range(iterations):
@@ -60,6 +63,95 @@ def robust_rms(data: np.ndarray, *, mask: np.ndarray | None = None, clip: float 
             break
         keep = new
     return float(sigma)
+
+
+def pixel_sample(data, *, max_samples: int = 4_000_000, seed: int = 0) -> np.ndarray:
+    """Finite pixels of ``data``: all of them, or a seeded random subset of ``max_samples``.
+
+    A dask array is sampled block by block (each block gives its share), so the whole image is
+    never in memory; a numpy array is sampled directly.
+    """
+    if hasattr(data, "dask"):
+        import dask
+
+        blocks = data.to_delayed().ravel()
+        share = -(-max_samples // len(blocks))
+        parts = [dask.delayed(_block_sample)(b, share, (seed, i)) for i, b in enumerate(blocks)]
+        return np.concatenate(dask.compute(*parts))
+    return _block_sample(np.asarray(data), max_samples, seed)
+
+
+def _block_sample(block: np.ndarray, n: int, seed) -> np.ndarray:
+    values = block[np.isfinite(block)].ravel()
+    if values.size > n:
+        values = np.random.default_rng(seed).choice(values, n, replace=False)
+    return values.astype(np.float32)
+
+
+def local_rms(data, *, box: int, max_samples: int = 16_384):
+    """A BANE-like noise map: the clipped-MAD sigma in ``box``-pixel cells, interpolated.
+
+    The image is cut into cells of ``box`` x ``box`` pixels; each cell's noise comes from its
+    finite pixels (an evenly strided subset of at most ``max_samples``), and the map between cell
+    centres is a bilinear interpolation (nearest cell beyond the outer centres). Cells with too
+    few finite pixels take the median cell value. A dask array is measured block by block, and
+    ``box`` is then rounded down to a divisor of the block size so that cells never straddle
+    blocks; the map comes back as a lazy dask array with the image's chunks (numpy for numpy).
+
+    Returns
+    -------
+    rms_map, cell_sigmas, box
+        The full-resolution map, the per-cell estimates (ny_cells, nx_cells) and the box used.
+    """
+    import dask.array as da
+
+    if box < 16:
+        raise RadiofindError(f"the rms box must be at least 16 pixels, got {box}")
+    lazy = hasattr(data, "dask")
+    arr = data if lazy else da.from_array(np.asarray(data), chunks=data.shape)
+    ny, nx = arr.shape
+    if lazy:
+        step = max(arr.chunks[0][0], arr.chunks[1][0])
+        box = max(d for d in range(16, min(box, step) + 1) if step % d == 0) if box < step \
+            else step
+    stride = max(1, int(np.ceil(box / np.sqrt(max_samples))))
+
+    def cells(block: np.ndarray) -> np.ndarray:
+        h, w = block.shape
+        out = np.full((-(-h // box), -(-w // box)), np.nan)
+        for i in range(out.shape[0]):
+            for j in range(out.shape[1]):
+                pix = block[i * box:(i + 1) * box:stride, j * box:(j + 1) * box:stride]
+                values = pix[np.isfinite(pix)]
+                if values.size >= 100:
+                    try:
+                        out[i, j] = clipped_sigma(values)
+                    except RadiofindError:  # a constant (e.g. zero-filled) cell
+                        pass
+        return out
+
+    coarse = tuple(tuple(-(-n // box) for n in ch) for ch in arr.chunks)
+    sig = arr.map_blocks(cells, chunks=coarse, dtype=float,
+                         meta=np.empty((0, 0), dtype=float)).compute()
+    if not np.isfinite(sig).any():
+        raise RadiofindError("cannot estimate the local noise: no cell has enough finite pixels")
+    sig = np.where(np.isfinite(sig), sig, np.nanmedian(sig))
+    starts_y, starts_x = np.arange(0, ny, box), np.arange(0, nx, box)
+    centres_y = (starts_y + np.minimum(starts_y + box, ny) - 1) / 2
+    centres_x = (starts_x + np.minimum(starts_x + box, nx) - 1) / 2
+
+    def interpolate(block: np.ndarray, block_info=None) -> np.ndarray:
+        from scipy import ndimage
+
+        (y0, y1), (x0, x1) = block_info[0]["array-location"]
+        yy = np.interp(np.arange(y0, y1), centres_y, np.arange(len(centres_y)))
+        xx = np.interp(np.arange(x0, x1), centres_x, np.arange(len(centres_x)))
+        grid = np.meshgrid(yy, xx, indexing="ij")
+        return ndimage.map_coordinates(sig, grid, order=1, mode="nearest").astype(np.float32)
+
+    rms = da.zeros(arr.shape, chunks=arr.chunks, dtype=np.float32).map_blocks(
+        interpolate, dtype=np.float32, meta=np.empty((0, 0), dtype=np.float32))
+    return (rms if lazy else rms.compute()), sig, box
 
 
 def source_mask(shape: tuple[int, int], x: np.ndarray, y: np.ndarray,
@@ -81,8 +173,11 @@ def source_mask(shape: tuple[int, int], x: np.ndarray, y: np.ndarray,
     return mask
 
 
-def pixel_values(data: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Image values at the nearest pixels to (x, y) (0-based); NaN outside the image."""
+def pixel_values(data, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Image values at the nearest pixels to (x, y) (0-based); NaN outside the image.
+
+    ``data`` may be a numpy or a dask array (only the pixels asked for are read).
+    """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     finite = np.isfinite(x) & np.isfinite(y)
@@ -91,7 +186,11 @@ def pixel_values(data: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     ny, nx = data.shape
     inside = (xi >= 0) & (xi < nx) & (yi >= 0) & (yi < ny)
     out = np.full(x.shape, np.nan)
-    out[inside] = data[yi[inside], xi[inside]]
+    if hasattr(data, "dask"):
+        if inside.any():
+            out[inside] = data.vindex[yi[inside], xi[inside]].compute()
+    else:
+        out[inside] = data[yi[inside], xi[inside]]
     return out
 
 

@@ -8,17 +8,24 @@ each remaining blob gives one source at its mean, centroid or peak position.
 
 ``delta_max`` is given per 4096 x 4096 pixels (DeepSource's image size) and scaled with the
 searched area, so one value serves images of any size.
+
+Everything here works on maps of any size, tile by tile (the tiles are the map's dask chunks; a
+numpy map is one tile): blobs are labelled per tile and joined across tile seams by a union-find
+on the seam pixels, and each blob's area, centre and peak are sums and maxima gathered over the
+tiles it covers. The result equals labelling the whole map at once, with no blob duplicated or
+lost at a seam, and only a tile or two is ever in memory.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from radiofind.errors import RadiofindError
-from radiofind.noise import robust_rms
+from radiofind.noise import clipped_sigma, pixel_sample
 
 REFERENCE_AREA = 4096 * 4096
 # Blended sources are split when their map peaks are this many beams apart: the crossmatch radius,
@@ -40,22 +47,40 @@ class Blobs:
     counts: np.ndarray  # blobs at each step
 
 
-def threshold_ladder(tmap: np.ndarray, n_steps: int, valid: np.ndarray | None = None) -> np.ndarray:
+EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity
+COUNT_BATCH = 10  # thresholds counted per pass over the tiles
+
+
+def as_tiles(tmap, valid: np.ndarray | None = None):
+    """The map as a dask array of tiles, NaN where no source may be (blanked pixels).
+
+    A numpy map becomes a single tile; a dask map keeps its chunks.
+    """
+    import dask.array as da
+
+    if hasattr(tmap, "dask"):
+        if valid is not None:
+            raise RadiofindError("pass blanked pixels as NaN in a dask map, not as `valid`")
+        return tmap
+    arr = np.asarray(tmap, dtype=np.float32)
+    if valid is not None:
+        arr = np.where(valid, arr, np.float32(np.nan))
+    return da.from_array(arr, chunks=arr.shape)
+
+
+def threshold_ladder(tmap, n_steps: int, valid: np.ndarray | None = None) -> np.ndarray:
     """Logarithmic thresholds from the map's maximum down to its background noise."""
-    values = tmap if valid is None else tmap[valid]
-    top = float(np.max(values))
-    floor = robust_rms(values)
+    import dask.array as da
+
+    tiles = as_tiles(tmap, valid)
+    top = float(da.nanmax(tiles).compute())
+    floor = clipped_sigma(pixel_sample(tiles))
     if not top > floor:
         return np.array([top])
     return np.geomspace(top, floor, n_steps)
 
 
-def count_blobs(mask: np.ndarray) -> int:
-    """Connected regions (8-connectivity) in a boolean mask."""
-    return int(ndimage.label(mask, structure=np.ones((3, 3)))[1])
-
-
-def dynamic_threshold(tmap: np.ndarray, *, delta_max: float, n_steps: int = 50,
+def dynamic_threshold(tmap, *, delta_max: float, n_steps: int = 50,
                       valid: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
     """Choose the TBD threshold: lower it until the blob count jumps by more than ``delta_max``.
 
@@ -63,55 +88,117 @@ def dynamic_threshold(tmap: np.ndarray, *, delta_max: float, n_steps: int = 50,
     -------
     threshold, ladder, counts
     """
-    ladder = threshold_ladder(tmap, n_steps, valid)
-    area = tmap.size if valid is None else int(valid.sum())
+    tiles = as_tiles(tmap, valid)
+    ladder = threshold_ladder(tiles, n_steps)
+    area = _finite_pixels(tiles)
     allowed = max(delta_max * area / REFERENCE_AREA, 1.0)
-    counts = np.zeros(len(ladder), dtype=int)
-    chosen = ladder[-1]
-    for i, tau in enumerate(ladder):
-        above = tmap > tau if valid is None else (tmap > tau) & valid
-        counts[i] = count_blobs(above)
-        if i and counts[i] - counts[i - 1] > allowed:
-            chosen = ladder[i - 1]
-            counts = counts[: i + 1]
-            ladder = ladder[: i + 1]
-            break
-    return float(chosen), ladder, counts
+    counts = np.zeros(0, dtype=int)
+    for start in range(0, len(ladder), COUNT_BATCH):
+        counts = np.concatenate([counts, count_blobs(tiles, ladder[start:start + COUNT_BATCH])])
+        jumps = np.nonzero(np.diff(counts) > allowed)[0]
+        if len(jumps):
+            i = jumps[0] + 1
+            return float(ladder[i - 1]), ladder[: i + 1], counts[: i + 1]
+    return float(ladder[-1]), ladder, counts
 
 
-def split_blended(tmap: np.ndarray, labels: np.ndarray, n: int, min_distance: float
-                  ) -> tuple[np.ndarray, int]:
-    """Split blobs that hold several peaks of the map at least ``min_distance`` pixels apart.
+def _finite_pixels(tiles) -> int:
+    import dask.array as da
 
-    Two sources closer than the threshold contour merge into one blob, whose single centre would
-    then match neither. Each pixel of such a blob goes to its nearest peak.
+    return int(da.isfinite(tiles).sum().compute())
+
+
+def count_blobs(tiles, thresholds) -> np.ndarray:
+    """Connected regions (8-connectivity) above each threshold, over the whole tiled map."""
+    import dask
+
+    grid = tiles.to_delayed()
+    results = dask.compute(*[dask.delayed(_label_tile)(b, tuple(thresholds))
+                             for b in grid.ravel()])
+    counts = []
+    for k in range(len(thresholds)):
+        n = np.array([r[k][0] for r in results]).reshape(grid.shape)
+        strips = _object_grid([r[k][1] for r in results], grid.shape)
+        edges, offsets = _seam_edges(n, strips)
+        nodes, reps = _components(edges)
+        counts.append(int(n.sum()) - (len(nodes) - len(np.unique(reps))))
+    return np.array(counts, dtype=int)
+
+
+def _label_tile(block: np.ndarray, thresholds) -> list:
+    """Per threshold: the tile's blob count and its edge label strips (top, bottom, left, right)."""
+    out = []
+    for tau in thresholds:
+        labels, n = ndimage.label(block > tau, structure=EIGHT)
+        out.append((n, _strips(labels)))
+    return out
+
+
+def _object_grid(items: list, shape: tuple) -> np.ndarray:
+    grid = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        grid[i] = item
+    return grid.reshape(shape)
+
+
+def _strips(labels: np.ndarray) -> tuple:
+    return (labels[0].copy(), labels[-1].copy(), labels[:, 0].copy(), labels[:, -1].copy())
+
+
+def _seam_edges(n: np.ndarray, strips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of global blob ids touching across tile seams, and each tile's id offset.
+
+    A tile's local label ``l > 0`` has global id ``offset + l``; offsets run over tiles in raster
+    order. Pixels touch across a seam when 8-adjacent: the last row of one tile row against the
+    first row of the next (full width, so diagonal neighbours across corners are included), and
+    likewise for columns.
     """
-    # A square window is separable (fast on big maps); peaks closer than min_distance along
-    # both axes are one peak.
-    size = 2 * int(np.ceil(min_distance)) + 1
-    peaks = (tmap == ndimage.maximum_filter(tmap, size=size)) & (labels > 0)
-    py, px = np.nonzero(peaks)
-    plab = labels[py, px]
-    multi = np.nonzero(np.bincount(plab, minlength=n + 1) > 1)[0]
-    if not len(multi):
-        return labels, n
-    labels = labels.copy()
-    slices = ndimage.find_objects(labels)
-    for lab in multi:
-        sl = slices[lab - 1]
-        inside = labels[sl] == lab
-        ys, xs = np.nonzero(inside)
-        ys, xs = ys + sl[0].start, xs + sl[1].start
-        sel = plab == lab
-        d2 = (ys[:, None] - py[sel][None, :]) ** 2 + (xs[:, None] - px[sel][None, :]) ** 2
-        nearest = np.argmin(d2, axis=1)
-        for k in range(1, sel.sum()):  # peak 0 keeps the blob's label
-            n += 1
-            labels[ys[nearest == k], xs[nearest == k]] = n
-    return labels, n
+    offsets = np.concatenate([[0], np.cumsum(n.ravel())[:-1]]).reshape(n.shape)
+
+    def glob(i, j, which):
+        lab = strips[i, j][which].astype(np.int64)
+        return np.where(lab > 0, lab + offsets[i, j], 0)
+
+    pairs = []
+
+    def touch(a: np.ndarray, b: np.ndarray) -> None:
+        m = len(a)
+        for d in (-1, 0, 1):
+            aa = a[max(0, -d):m - max(0, d)]
+            bb = b[max(0, d):m - max(0, -d)]
+            both = (aa > 0) & (bb > 0)
+            if both.any():
+                pairs.append(np.stack([aa[both], bb[both]], axis=1))
+
+    rows, cols = n.shape
+    for i in range(rows - 1):  # horizontal seams
+        touch(np.concatenate([glob(i, j, 1) for j in range(cols)]),
+              np.concatenate([glob(i + 1, j, 0) for j in range(cols)]))
+    for j in range(cols - 1):  # vertical seams
+        touch(np.concatenate([glob(i, j, 3) for i in range(rows)]),
+              np.concatenate([glob(i, j + 1, 2) for i in range(rows)]))
+    edges = np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=np.int64)
+    return edges, offsets
 
 
-def find_blobs(tmap: np.ndarray, *, delta_max: float, a_min: int, centre: str = "mean",
+def _components(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Blob ids joined by ``edges`` and, for each, its blob's representative (smallest id)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if not len(edges):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    nodes, inverse = np.unique(edges, return_inverse=True)
+    inverse = inverse.reshape(edges.shape)
+    m = len(nodes)
+    graph = coo_matrix((np.ones(len(edges)), (inverse[:, 0], inverse[:, 1])), shape=(m, m))
+    _, comp = connected_components(graph, directed=False)
+    smallest = np.full(comp.max() + 1, np.iinfo(np.int64).max)
+    np.minimum.at(smallest, comp, nodes)
+    return nodes, smallest[comp]
+
+
+def find_blobs(tmap, *, delta_max: float, a_min: int, centre: str = "mean",
                threshold: float | None = None, n_steps: int = 50,
                valid: np.ndarray | None = None, deblend: float | None = None) -> Blobs:
     """Thresholded blob detection on a network output map.
@@ -119,7 +206,8 @@ def find_blobs(tmap: np.ndarray, *, delta_max: float, a_min: int, centre: str = 
     Parameters
     ----------
     tmap
-        The network output ``T(I)``, 2-D.
+        The network output ``T(I)``, 2-D: a numpy array, or a dask array for maps of any size
+        (processed chunk by chunk). NaN pixels never hold a source.
     delta_max
         Largest allowed growth of the blob count per threshold step, per 4096² pixels.
     a_min
@@ -131,7 +219,7 @@ def find_blobs(tmap: np.ndarray, *, delta_max: float, a_min: int, centre: str = 
     n_steps
         Steps of the logarithmic threshold ladder.
     valid
-        Boolean mask of pixels that may hold sources (False for blanked regions).
+        Boolean mask of pixels that may hold sources (numpy maps; False for blanked regions).
     deblend
         Split blobs holding map peaks at least this many pixels apart (None: no splitting).
     """
@@ -139,28 +227,140 @@ def find_blobs(tmap: np.ndarray, *, delta_max: float, a_min: int, centre: str = 
         raise RadiofindError(f"unknown centre rule {centre!r} (choose from {', '.join(CENTRES)})")
     if delta_max <= 0 or a_min < 1 or n_steps < 2:
         raise RadiofindError("delta_max must be > 0, a_min >= 1 and n_steps >= 2")
+    tiles = as_tiles(tmap, valid)
     if threshold is None:
-        tau, ladder, counts = dynamic_threshold(tmap, delta_max=delta_max, n_steps=n_steps,
-                                                valid=valid)
+        tau, ladder, counts = dynamic_threshold(tiles, delta_max=delta_max, n_steps=n_steps)
     else:
         tau, ladder, counts = float(threshold), np.array([threshold]), np.array([], dtype=int)
-    above = tmap > tau if valid is None else (tmap > tau) & valid
-    labels, n = ndimage.label(above, structure=np.ones((3, 3)))
-    if deblend and n:
-        labels, n = split_blended(tmap, labels, n, deblend)
-    empty = np.array([], dtype=float)
-    if n == 0:
-        return Blobs(empty, empty, empty, empty, tau, ladder, counts)
-    index = np.arange(1, n + 1)
-    area = ndimage.sum_labels(np.ones_like(tmap, dtype=np.float32), labels, index)
-    keep = index[area >= a_min]
+    table = blob_table(tiles, tau, deblend=deblend)
+    keep = table["area"] >= a_min
+    table = {k: v[keep] for k, v in table.items()}
+    width = tiles.shape[1]
     if centre == "mean":
-        pos = ndimage.center_of_mass(above.astype(np.float32), labels, keep)
+        y, x = table["sy"] / table["area"], table["sx"] / table["area"]
     elif centre == "centroid":
-        pos = ndimage.center_of_mass(np.where(above, tmap, 0).astype(np.float64), labels, keep)
+        y, x = table["swy"] / table["sw"], table["swx"] / table["sw"]
     else:
-        pos = ndimage.maximum_position(tmap, labels, keep)
-    pos = np.asarray(pos, dtype=float).reshape(-1, 2)
-    score = ndimage.maximum(tmap, labels, keep) if len(keep) else empty
-    return Blobs(x=pos[:, 1], y=pos[:, 0], area=area[keep - 1], score=np.asarray(score, float),
-                 threshold=tau, thresholds=ladder, counts=counts)
+        y, x = (table["argmax"] // width).astype(float), (table["argmax"] % width).astype(float)
+    return Blobs(x=x, y=y, area=table["area"], score=table["max"], threshold=tau,
+                 thresholds=ladder, counts=counts)
+
+
+def blob_table(tiles, tau: float, *, deblend: float | None = None) -> dict[str, np.ndarray]:
+    """Every blob above ``tau`` (split at distinct peaks if ``deblend``), as per-blob sums.
+
+    Columns: ``area``, ``sy``/``sx`` (sums of pixel coordinates), ``sw``/``swy``/``swx`` (sums
+    weighted by the map), ``max``, ``argmax`` (raster index of the first maximum) and ``first``
+    (raster index of the first pixel), ordered by ``first``.
+    """
+    import dask
+
+    grid = tiles.to_delayed()
+    ys = np.concatenate([[0], np.cumsum(tiles.chunks[0])])
+    xs = np.concatenate([[0], np.cumsum(tiles.chunks[1])])
+    origins = [(ys[i], xs[j]) for i in range(grid.shape[0]) for j in range(grid.shape[1])]
+    if deblend:
+        radius = int(np.ceil(deblend))
+        peak_grid = tiles.map_overlap(_peak_mask, depth=radius, boundary="none",
+                                      size=2 * radius + 1, dtype=bool,
+                                      meta=np.empty((0, 0), dtype=bool)).to_delayed().ravel()
+    else:
+        peak_grid = [None] * grid.size
+    first = dask.compute(*[dask.delayed(_label_and_peaks)(b, p, tau, o)
+                           for b, p, o in zip(grid.ravel(), peak_grid, origins, strict=True)])
+    n = np.array([r[0] for r in first]).reshape(grid.shape)
+    strips = _object_grid([r[1] for r in first], grid.shape)
+    edges, offsets = _seam_edges(n, strips)
+    nodes, reps = _components(edges)
+    # Each tile's lookup table: local label -> global blob id (the component's smallest id).
+    luts = []
+    for k, off in enumerate(offsets.ravel()):
+        lut = np.arange(off, off + n.ravel()[k] + 1, dtype=np.int64)
+        lut[0] = 0
+        inside = (nodes > off) & (nodes <= off + n.ravel()[k])
+        lut[nodes[inside] - off] = reps[inside]
+        luts.append(lut)
+    split = _split_plan(first, luts, int(n.sum()), tiles.shape[1]) if deblend else {}
+    parts = dask.compute(*[dask.delayed(_tile_sums)(b, tau, lut, o, tiles.shape[1], split)
+                           for b, lut, o in zip(grid.ravel(), luts, origins, strict=True)])
+    return _combine(parts)
+
+
+def _peak_mask(block: np.ndarray, size: int) -> np.ndarray:
+    filled = np.where(np.isfinite(block), block, -np.inf)
+    return filled == ndimage.maximum_filter(filled, size=size)
+
+
+def _label_and_peaks(block: np.ndarray, peaks: np.ndarray | None, tau: float, origin) -> tuple:
+    labels, n = ndimage.label(block > tau, structure=EIGHT)
+    found = np.zeros((0, 3), dtype=np.int64)
+    if peaks is not None:
+        py, px = np.nonzero(peaks & (labels > 0))
+        found = np.stack([py + origin[0], px + origin[1], labels[py, px]], axis=1).astype(np.int64)
+    return n, _strips(labels), found
+
+
+def _split_plan(first, luts, n_total: int, width: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Blobs holding several peaks: global id -> (peak positions (k, 2), sub-blob ids (k,)).
+
+    Peaks are in raster order; the first keeps the blob's id, the others get new ids.
+    """
+    allpk = [np.column_stack([r[2][:, :2], lut[r[2][:, 2]]]) for r, lut in zip(first, luts,
+                                                                                 strict=True)]
+    peaks = np.concatenate(allpk) if allpk else np.zeros((0, 3), dtype=np.int64)
+    if not len(peaks):
+        return {}
+    peaks = peaks[np.lexsort((peaks[:, 0] * width + peaks[:, 1], peaks[:, 2]))]
+    ids, start, count = np.unique(peaks[:, 2], return_index=True, return_counts=True)
+    plan, next_id = {}, n_total + 1
+    for gid, s, c in zip(ids, start, count, strict=True):
+        if c > 1:
+            sub = np.concatenate([[gid], np.arange(next_id, next_id + c - 1)])
+            next_id += c - 1
+            plan[int(gid)] = (peaks[s:s + c, :2], sub)
+    return plan
+
+
+def _tile_sums(block: np.ndarray, tau: float, lut: np.ndarray, origin, width: int,
+               split: dict) -> dict[str, np.ndarray]:
+    above = block > tau
+    labels, _ = ndimage.label(above, structure=EIGHT)
+    py, px = np.nonzero(above)
+    ids = lut[labels[py, px]]
+    gy, gx = py + origin[0], px + origin[1]
+    if split:
+        for gid in np.intersect1d(np.unique(ids), np.fromiter(split, dtype=np.int64)):
+            pk, sub = split[int(gid)]
+            sel = np.nonzero(ids == gid)[0]
+            d2 = (gy[sel, None] - pk[None, :, 0]) ** 2 + (gx[sel, None] - pk[None, :, 1]) ** 2
+            ids[sel] = sub[np.argmin(d2, axis=1)]
+    w = block[py, px].astype(np.float64)
+    raster = gy.astype(np.int64) * width + gx
+    uid, inv = np.unique(ids, return_inverse=True)
+    m = len(uid)
+    order = np.lexsort((raster, -w, inv))
+    best = order[np.unique(inv[order], return_index=True)[1]]
+    first = np.full(m, np.iinfo(np.int64).max)
+    np.minimum.at(first, inv, raster)
+    return {"id": uid, "area": np.bincount(inv, minlength=m).astype(float),
+            "sy": np.bincount(inv, gy, m), "sx": np.bincount(inv, gx, m),
+            "sw": np.bincount(inv, w, m), "swy": np.bincount(inv, w * gy, m),
+            "swx": np.bincount(inv, w * gx, m), "max": w[best], "argmax": raster[best],
+            "first": first}
+
+
+def _combine(parts) -> dict[str, np.ndarray]:
+    """Merge per-tile sums of blobs that span several tiles."""
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    uid, inv = np.unique(cat["id"], return_inverse=True)
+    m = len(uid)
+    out: dict[str, Any] = {k: np.bincount(inv, cat[k], m)
+                           for k in ("area", "sy", "sx", "sw", "swy", "swx")}
+    order = np.lexsort((cat["argmax"], -cat["max"], inv))
+    best = order[np.unique(inv[order], return_index=True)[1]]
+    out["max"], out["argmax"] = cat["max"][best], cat["argmax"][best]
+    first = np.full(m, np.iinfo(np.int64).max)
+    np.minimum.at(first, inv, cat["first"])
+    out["first"] = first
+    rank = np.argsort(first, kind="stable")
+    return {k: np.asarray(v)[rank] for k, v in out.items()}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,6 @@ class Model:
     name: str
     path: Path
     card: dict[str, Any]
-    _net: Any = field(default=None, repr=False)
 
     @property
     def architecture(self) -> dict[str, Any]:
@@ -47,16 +46,15 @@ class Model:
         lo, hi = self.card["valid"]["beam_pixels"]
         return float(lo), float(hi)
 
-    def network(self):
-        """The Keras network with the trained weights (built on first use)."""
-        if self._net is None:
-            from radiofind.detect.network import build_network, set_weights
+    def block(self):
+        """The network as a picklable block function (built once per process, on first use)."""
+        from radiofind.detect.inference import NetworkBlock
 
-            net = build_network(**self.architecture)
-            with np.load(self.path / "weights.npz") as npz:
-                set_weights(net, {k: npz[k] for k in npz.files})
-            self._net = net
-        return self._net
+        return NetworkBlock(self.path / "weights.npz", self.architecture)
+
+    def network(self):
+        """The Keras network with the trained weights."""
+        return self.block().network()
 
 
 def bundled_dir() -> Path:

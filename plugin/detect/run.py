@@ -1,8 +1,15 @@
-"""``radiofind detect``: image in, catalogue and network output map out."""
+"""``radiofind detect``: image in, catalogue and network output map out, in bounded memory.
+
+The image is never read whole: its blocks stream from disk (:func:`radiofind.io.images.open_image`)
+through the noise estimate, the network (dask ``map_overlap``) and into the output map, written
+chunk by chunk; blob detection then reads that map back tile by tile. Peak memory is set by the
+chunk size, not the image size.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -10,32 +17,44 @@ import numpy as np
 
 from radiofind.errors import RadiofindError
 from radiofind.io.catalog import check_formats, make_catalog, output_names, write_catalog
-from radiofind.io.images import read_image, write_fits_to
+from radiofind.io.images import FitsMapWriter, FitsPlane, open_image
 from radiofind.io.outputs import staged_outputs
-from radiofind.noise import robust_rms
 
 log = logging.getLogger("radiofind.detect")
+
+MIN_CHUNK = 64
+RMS_BOX_BEAMS = 30  # default local-rms cell, in beams (BANE's default box is ~30 beams)
 
 
 def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int | None = None,
            a_min: int | None = None, centre: str | None = None, threshold: float | None = None,
-           deblend: float | None = None, formats=("fits", "csv", "ds9", "crtf"),
-           overwrite: bool = False) -> dict:
+           deblend: float | None = None, noise: str = "global", rms_box: int | None = None,
+           chunk: int = 2048, scheduler: str | None = None, progress: bool = False,
+           formats=("fits", "csv", "ds9", "crtf"), overwrite: bool = False) -> dict:
     """Detect point sources in ``image`` and write the catalogue and the output map.
 
     Parameters are those of the ``radiofind.detect`` cab. Returns a summary dict (model used,
     threshold, number of sources, output paths, timings).
     """
+    import dask.array as da
+
     from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs
     from radiofind.detect.inference import predict_map
     from radiofind.detect.models import resolve_model, select_model
+    from radiofind.noise import local_rms, pixel_values, robust_rms
+    from radiofind.parallel import dask_scheduler
 
     formats = check_formats(formats)
-    for name, value, low in (("delta_max", delta_max, 1), ("a_min", a_min, 1)):
+    for name, value, low in (("delta_max", delta_max, 1), ("a_min", a_min, 1),
+                             ("chunk", chunk, MIN_CHUNK)):
         if value is not None and value < low:
             raise RadiofindError(f"{name} must be >= {low}, got {value}")
+    if deblend is not None and deblend < 0:
+        raise RadiofindError(f"deblend must be >= 0 beams, got {deblend}")
+    if noise not in ("global", "local"):
+        raise RadiofindError(f"noise must be 'global' or 'local', got {noise!r}")
     t0 = time.perf_counter()
-    img = read_image(image)
+    img = open_image(image, chunk=chunk)
     names = output_names(image, formats, "radiofind")
     map_name = names["base"] + "-map.fits"
     planned = [names[f] for f in formats] + [map_name]
@@ -45,39 +64,65 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
         mdl, why = select_model(img.telescope, img.beam_pixels,
                                 str(img.header.get("WSCWEIGH", "")))
     log.info("using model %s (%s)", mdl.name, why)
-    if deblend is not None and deblend < 0:
-        raise RadiofindError(f"deblend must be >= 0 beams, got {deblend}")
     tbd = {"deblend_beams": DEBLEND_BEAMS, **mdl.tbd}
     tbd.update({k: v for k, v in (("delta_max", delta_max), ("a_min", a_min), ("centre", centre),
                                   ("deblend_beams", deblend)) if v is not None})
+    ny, nx = img.data.shape
+    progress = progress or sys.stderr.isatty()
 
-    with staged_outputs(outdir, planned, overwrite=overwrite) as stage:
-        valid = np.isfinite(img.data)
-        noise = robust_rms(img.data)
-        normalised = np.where(valid, img.data / noise, 0.0).astype(np.float32)
+    with staged_outputs(outdir, planned, overwrite=overwrite) as stage, \
+            dask_scheduler(scheduler, progress=progress) as where:
+        log.info("%d x %d image in %d chunks of %d², on %s", nx, ny, img.data.npartitions,
+                 chunk, where)
+        data = img.data
+        finite = da.isfinite(data)
+        try:
+            if noise == "local":
+                box = rms_box or int(round(RMS_BOX_BEAMS * img.beam_pixels))
+                rms, cells, box = local_rms(data, box=box)
+                sigma = float(np.median(cells))
+                log.info("local noise in %d-pixel cells: median %.3g, range %.3g-%.3g",
+                         box, sigma, cells.min(), cells.max())
+            else:
+                rms = sigma = robust_rms(data)
+                log.info("noise %.3g", sigma)
+        except RadiofindError as err:
+            raise RadiofindError(f"{image}: {err}") from None
+        normalised = da.where(finite, data / rms, 0.0).astype(np.float32)
         t1 = time.perf_counter()
-        tmap = predict_map(mdl.network(), mdl.architecture, normalised)
+        tmap = da.where(finite, predict_map(mdl.block(), mdl.architecture, normalised), np.nan)
+        map_path = stage.path(map_name)
+        header = {"BUNIT": "", "RFMODEL": mdl.name,
+                  "HISTORY": "radiofind network output map (SNR-boosted)"}
+        da.store(tmap.astype(np.float32), FitsMapWriter(map_path, (ny, nx), img, header),
+                 lock=False)
         t2 = time.perf_counter()
-        blobs = find_blobs(tmap, delta_max=tbd["delta_max"], a_min=int(tbd["a_min"]),
+        written = da.from_array(FitsPlane(str(map_path)), chunks=(chunk, chunk), lock=False,
+                                asarray=False, meta=np.empty((0, 0), dtype=np.float32))
+        blobs = find_blobs(written, delta_max=tbd["delta_max"], a_min=int(tbd["a_min"]),
                            centre=tbd["centre"], threshold=threshold,
-                           n_steps=int(tbd.get("n_steps", 50)), valid=valid,
+                           n_steps=int(tbd.get("n_steps", 50)),
                            deblend=tbd["deblend_beams"] * img.beam_pixels)
         t3 = time.perf_counter()
-        table = make_catalog(img, blobs.x, blobs.y, noise, finder="radiofind",
+        src_noise = sigma if noise == "global" else pixel_values(rms, blobs.x, blobs.y)
+        table = make_catalog(img, blobs.x, blobs.y, src_noise, finder="radiofind",
                              extra={"score": blobs.score, "area": blobs.area.astype(np.int32)})
+        if noise == "local":
+            table["rms"] = src_noise
         table.meta.update({"MODEL": mdl.name, "THRESH": blobs.threshold,
                            "DELTAMAX": tbd["delta_max"], "AMIN": int(tbd["a_min"]),
-                           "CENTRE": tbd["centre"]})
+                           "CENTRE": tbd["centre"], "NOISEMAP": noise})
         write_catalog(table, stage, names["base"], formats)
-        write_fits_to(stage.path(map_name), tmap, img,
-                      extra={"BUNIT": "", "RFMODEL": mdl.name, "RFTHRESH": blobs.threshold,
-                             "HISTORY": "radiofind network output map (SNR-boosted)"})
+        from astropy.io import fits
+
+        fits.setval(map_path, "RFTHRESH", value=blobs.threshold)
     summary = {"image": image, "model": mdl.name, "model_reason": why, "n_sources": len(table),
-               "threshold": blobs.threshold, "noise": noise, "tbd": tbd,
+               "threshold": blobs.threshold, "noise": sigma, "noise_mode": noise, "tbd": tbd,
                "catalog": str(Path(outdir) / names.get("fits", names[formats[0]])),
-               "map": str(Path(outdir) / map_name),
-               "seconds": {"read": t1 - t0, "network": t2 - t1, "tbd": t3 - t2,
+               "map": str(Path(outdir) / map_name), "chunk": chunk, "scheduler": where,
+               "seconds": {"noise": t1 - t0, "network": t2 - t1, "tbd": t3 - t2,
                            "total": time.perf_counter() - t0}}
     print(f"radiofind detect: {len(table)} sources in {Path(image).name} (model {mdl.name}, "
-          f"{why}; noise {noise:.3g}, threshold {blobs.threshold:.3g}) -> {outdir}")
+          f"{why}; noise {sigma:.3g}{' (local)' if noise == 'local' else ''}, threshold "
+          f"{blobs.threshold:.3g}) -> {outdir}")
     return summary

@@ -22,7 +22,7 @@ REQUIRED = ("ra", "dec", "x", "y", "peak", "snr")
 FORMATS = {"fits": ".fits", "csv": ".csv", "ds9": ".reg", "crtf": ".crtf"}
 
 
-def make_catalog(image: Image, x: np.ndarray, y: np.ndarray, noise: float, *, finder: str,
+def make_catalog(image: Image, x: np.ndarray, y: np.ndarray, noise, *, finder: str,
                  extra: dict | None = None) -> Table:
     """Build a catalogue from pixel positions found in ``image``.
 
@@ -33,7 +33,8 @@ def make_catalog(image: Image, x: np.ndarray, y: np.ndarray, noise: float, *, fi
     x, y
         0-based pixel positions.
     noise
-        Image noise (see :func:`radiofind.noise.robust_rms`) for the SNR column.
+        Image noise (see :func:`radiofind.noise.robust_rms`) for the SNR column: one value, or
+        one per source (a local rms map's value at each; the metadata then records the median).
     finder
         Name recorded in the metadata ("radiofind", "pybdsf", ...).
     extra
@@ -53,7 +54,7 @@ def make_catalog(image: Image, x: np.ndarray, y: np.ndarray, noise: float, *, fi
         table[name] = values
     table["ra"].unit = table["dec"].unit = "deg"
     table.meta.update({"FINDER": finder, "IMAGE": os.path.basename(image.path),
-                       "NOISE": float(noise), "BMAJ": image.beam.bmaj, "BMIN": image.beam.bmin,
+                       "NOISE": float(np.median(noise)) if np.ndim(noise) else float(noise), "BMAJ": image.beam.bmaj, "BMIN": image.beam.bmin,
                        "BPA": image.beam.bpa})
     return table
 

@@ -11,6 +11,7 @@ import os
 import tempfile
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
@@ -39,9 +40,12 @@ class Beam:
 
 @dataclass
 class Image:
-    """A 2-D celestial image: ``data[y, x]``, its WCS, beam and header."""
+    """A 2-D celestial image: ``data[y, x]``, its WCS, beam and header.
 
-    data: np.ndarray
+    ``data`` is a numpy array (:func:`read_image`) or a lazy dask array (:func:`open_image`).
+    """
+
+    data: Any
     wcs: WCS
     beam: Beam
     header: fits.Header
@@ -82,7 +86,7 @@ class Image:
 
 
 def read_image(path: str | os.PathLike, *, require_beam: bool = True) -> Image:
-    """Read a FITS file or a CASA image as a 2-D :class:`Image`.
+    """Read a FITS file or a CASA image as a 2-D :class:`Image` held in memory.
 
     Parameters
     ----------
@@ -96,57 +100,162 @@ def read_image(path: str | os.PathLike, *, require_beam: bool = True) -> Image:
     RadiofindError
         Missing file, not an image, no celestial WCS, no beam, several planes, all pixels blank.
     """
+    img = open_image(path, require_beam=require_beam, chunk=None)
+    img.data = np.asarray(img.data[:, :])
+    if not np.isfinite(img.data).any():
+        raise RadiofindError(f"{img.path} has no finite pixels (all NaN/blank)")
+    return img
+
+
+def open_image(path: str | os.PathLike, *, require_beam: bool = True,
+               chunk: int | None = 2048) -> Image:
+    """Open a FITS file or CASA image without reading its pixels.
+
+    ``data`` is a dask array of ``chunk`` x ``chunk`` blocks (or, with ``chunk=None``, the plane
+    reader itself, to slice directly). Blocks are read on demand: FITS by a memory map (or astropy's
+    ``section`` for scaled/compressed data), CASA images by python-casacore slices, so an image
+    of any size is read in bounded memory. Readers hold only the path, so the array can be sent
+    to dask.distributed workers that share the filesystem.
+    """
     path = str(path)
     if not os.path.exists(path):
         raise RadiofindError(f"no such file: {path}")
-    if os.path.isdir(path):
-        data, header = _read_casa(path)
-    else:
-        data, header = _read_fits(path)
-    return _to_image(data, header, path, require_beam=require_beam)
+    reader = CasaPlane(path) if os.path.isdir(path) else FitsPlane(path)
+    img = _to_image(reader, reader.header, path, require_beam=require_beam)
+    if chunk is not None:
+        import dask.array as da
+
+        img.data = da.from_array(reader, chunks=(chunk, chunk), lock=False, asarray=False,
+                                 meta=np.empty((0, 0), dtype=np.float32),
+                                 name=f"radiofind-image-{reader.token}")
+    return img
 
 
-def _read_fits(path: str) -> tuple[np.ndarray, fits.Header]:
-    try:
-        with fits.open(path, memmap=True) as hdul:
-            for hdu in hdul:
-                if hdu.is_image and hdu.header.get("NAXIS", 0) >= 2 and hdu.data is not None:
-                    return np.asarray(hdu.data), hdu.header.copy()
-    except (OSError, ValueError, TypeError) as err:
-        raise RadiofindError(f"{path} is not a readable FITS image ({err})") from None
-    raise RadiofindError(f"{path} holds no image (no HDU with two or more axes)")
+class _Plane:
+    """A 2-D plane of an image file, sliced like a numpy array (``plane[y0:y1, x0:x1]``).
+
+    Degenerate leading axes (frequency, Stokes) are indexed at 0; pixels come back as float32.
+    """
+
+    header: fits.Header
+    full_shape: tuple[int, ...]
+    dtype = np.dtype(np.float32)
+    ndim = 2
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.full_shape[-2], self.full_shape[-1]
+
+    @property
+    def token(self) -> str:
+        st = os.stat(self.path)
+        return f"{abs(hash((os.path.abspath(self.path), st.st_mtime_ns, st.st_size))):x}"
+
+    def _key(self, key) -> tuple:
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = key + (slice(None),) * (2 - len(key))
+        return (0,) * (len(self.full_shape) - 2) + key
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.asarray(self._read(self._key(key)), dtype=np.float32)
 
 
-def _read_casa(path: str) -> tuple[np.ndarray, fits.Header]:
-    # python-casacore is imported here only: FITS-only users never pay for it.
-    try:
+class FitsPlane(_Plane):
+    """The first image HDU of a FITS file, read by memory map (or ``section``) per slice."""
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
+                for index, hdu in enumerate(hdul):
+                    if hdu.is_image and hdu.header.get("NAXIS", 0) >= 2:
+                        header = hdu.header.copy()
+                        self.hdu_index = index
+                        self.offset = hdul.fileinfo(index)["datLoc"]
+                        compressed = isinstance(hdu, fits.CompImageHDU)
+                        break
+                else:
+                    raise RadiofindError(f"{path} holds no image (no HDU with two or more axes)")
+        except (OSError, ValueError, TypeError, IndexError) as err:
+            raise RadiofindError(f"{path} is not a readable FITS image ({err})") from None
+        self.header = header
+        naxis = header["NAXIS"]
+        self.full_shape = tuple(int(header[f"NAXIS{i}"]) for i in range(naxis, 0, -1))
+        bitpix = header["BITPIX"]
+        scaled = header.get("BSCALE", 1) != 1 or header.get("BZERO", 0) != 0
+        # Plain float data: memory-map it directly; anything else through astropy's section.
+        plain = not (scaled or compressed)
+        self.raw_dtype = {-32: ">f4", -64: ">f8"}.get(bitpix) if plain else None
+
+    def _read(self, key):
+        if self.raw_dtype is not None:
+            mm = np.memmap(self.path, dtype=self.raw_dtype, mode="r", offset=self.offset,
+                           shape=self.full_shape)
+            try:
+                return np.array(mm[key], dtype=np.float32)
+            finally:
+                del mm
+        with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
+            return np.array(hdul[self.hdu_index].section[key], dtype=np.float32)
+
+
+class CasaPlane(_Plane):
+    """A CASA image, read by python-casacore ``getdata`` slices."""
+
+    def __init__(self, path: str):
+        self.path = path
+        im = self._open()
+        self.full_shape = tuple(int(n) for n in im.shape())
+        # casacore's own FITS writer converts the coordinate system and beam exactly; a
+        # one-pixel sub-image at the origin keeps the reference pixel and costs nothing.
+        with tempfile.TemporaryDirectory(prefix="radiofind-casa-") as tmp:
+            fitsname = os.path.join(tmp, "header.fits")
+            corner = [0] * len(self.full_shape)
+            im.subimage(blc=corner, trc=corner, dropdegenerate=False).tofits(fitsname,
+                                                                               velocity=False)
+            header = fits.getheader(fitsname)
+        naxis = header["NAXIS"]
+        for i, n in zip(range(naxis, 0, -1), self.full_shape, strict=True):
+            header[f"NAXIS{i}"] = n
+        self.header = header
+
+    def _open(self):
+        # python-casacore is imported here only: FITS-only users never pay for it.
         from casacore.images import image as casa_image
-    except ImportError as err:  # pragma: no cover - python-casacore is a hard dependency
-        raise RadiofindError(f"reading CASA images needs python-casacore ({err})") from None
-    try:
-        im = casa_image(path)
-    except RuntimeError as err:
-        raise RadiofindError(
-            f"{path} is not a readable CASA image ({str(err).splitlines()[0]})"
-        ) from None
-    # casacore's own FITS writer converts the coordinate system and beam exactly; the temporary
-    # FITS file is the simplest faithful route to an astropy WCS.
-    with tempfile.TemporaryDirectory(prefix="radiofind-casa-") as tmp:
-        fitsname = os.path.join(tmp, "image.fits")
-        im.tofits(fitsname, velocity=False)
-        with fits.open(fitsname) as hdul:
-            return np.array(hdul[0].data), hdul[0].header.copy()
+
+        try:
+            return casa_image(self.path)
+        except RuntimeError as err:
+            raise RadiofindError(
+                f"{self.path} is not a readable CASA image ({str(err).splitlines()[0]})"
+            ) from None
+
+    def _read(self, key):
+        blc, trc = [], []
+        for k, n in zip(key, self.full_shape, strict=True):
+            if isinstance(k, slice):
+                start, stop, step = k.indices(n)
+                if step != 1:
+                    raise IndexError("CASA image slices must have step 1")
+                blc.append(start)
+                trc.append(max(stop - 1, start))
+            else:
+                blc.append(int(k))
+                trc.append(int(k))
+        data = self._open().getdata(blc=blc, trc=trc)
+        squeeze = tuple(i for i, k in enumerate(key) if not isinstance(k, slice))
+        return data.reshape([b - a + 1 for a, b in zip(blc, trc, strict=True)]).squeeze(squeeze)
 
 
-def _to_image(data: np.ndarray, header: fits.Header, path: str, *, require_beam: bool) -> Image:
-    naxis = header.get("NAXIS", data.ndim)
+def _to_image(plane: _Plane, header: fits.Header, path: str, *, require_beam: bool) -> Image:
+    naxis = header["NAXIS"]
     # Squeeze degenerate axes (frequency, Stokes) and refuse genuine cubes.
     extra = [i for i in range(3, naxis + 1) if header.get(f"NAXIS{i}", 1) > 1]
     if extra:
         raise RadiofindError(
             f"{path} has {naxis} axes with more than one plane on axis {extra[0]}; "
             "pass a single-plane (2-D) image")
-    data = np.asarray(data).reshape(header["NAXIS2"], header["NAXIS1"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
@@ -160,9 +269,6 @@ def _to_image(data: np.ndarray, header: fits.Header, path: str, *, require_beam:
         raise RadiofindError(f"{path} has no restoring beam (BMAJ/BMIN header keywords)")
     beam = Beam(float(header.get("BMAJ", 0.0)), float(header.get("BMIN", 0.0)),
                 float(header.get("BPA", 0.0)))
-    data = data.astype(np.float32, copy=False)
-    if not np.isfinite(data).any():
-        raise RadiofindError(f"{path} has no finite pixels (all NaN/blank)")
     out = wcs.to_header()
     # The squeezed frequency axis still matters (PyBDSF needs it; models record it).
     for i in range(3, naxis + 1):
@@ -171,7 +277,7 @@ def _to_image(data: np.ndarray, header: fits.Header, path: str, *, require_beam:
     for key in _CARRIED:
         if key in header and key not in out:
             out[key] = header[key]
-    return Image(data=data, wcs=wcs, beam=beam, header=out, path=path)
+    return Image(data=plane, wcs=wcs, beam=beam, header=out, path=path)
 
 
 def write_fits_to(path: str | os.PathLike, data: np.ndarray, like: Image,
@@ -184,3 +290,39 @@ def write_fits_to(path: str | os.PathLike, data: np.ndarray, like: Image,
     for key, value in (extra or {}).items():
         header[key] = value
     fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header=header).writeto(path)
+
+
+class FitsMapWriter:
+    """A 2-D float32 FITS map written block by block (``writer[y0:y1, x0:x1] = block``).
+
+    The file is laid out at creation (header, then a data area the size of the image, left
+    sparse), and each block is written through its own short-lived memory map, so the map never
+    needs to fit in memory; ``dask.array.store`` can write into it from threads or from
+    dask.distributed workers on a shared filesystem. ``path`` should be a staged path (see
+    :mod:`radiofind.io.outputs`) so the finished file appears atomically.
+    """
+
+    def __init__(self, path: str | os.PathLike, shape: tuple[int, int], like: Image,
+                 extra: dict | None = None):
+        self.path = str(path)
+        self.shape = tuple(int(n) for n in shape)
+        header = fits.Header([("SIMPLE", True), ("BITPIX", -32), ("NAXIS", 2),
+                              ("NAXIS1", self.shape[1]), ("NAXIS2", self.shape[0])])
+        header.extend(like.header, unique=True)
+        for key, value in (extra or {}).items():
+            header[key] = value
+        head = header.tostring().encode("ascii")
+        self.offset = len(head)
+        nbytes = 4 * self.shape[0] * self.shape[1]
+        padded = -(-nbytes // 2880) * 2880
+        with open(self.path, "wb") as fh:
+            fh.write(head)
+            fh.truncate(self.offset + padded)
+
+    def __setitem__(self, key, value) -> None:
+        mm = np.memmap(self.path, dtype=">f4", mode="r+", offset=self.offset, shape=self.shape)
+        try:
+            mm[key] = value
+            mm.flush()
+        finally:
+            del mm

@@ -1,0 +1,54 @@
+"""Where dask runs radiofind's chunked work: threads on this machine, or a dask.distributed cluster.
+
+By default every chunk runs on the local threaded scheduler, one thread per core. Given the
+address of a running dask.distributed scheduler (``tcp://host:8786``), the same graphs run on its
+workers instead; they need radiofind installed and the input and output folders on a shared
+filesystem, because chunks are read and written by path.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+from radiofind.errors import RadiofindError
+
+log = logging.getLogger("radiofind")
+
+
+@contextmanager
+def dask_scheduler(address: str | None = None, *, progress: bool = False) -> Iterator[str]:
+    """Run the dask computations inside the block on ``address`` (None: local threads).
+
+    ``progress`` shows a progress bar on stderr for the local scheduler (a cluster has its own
+    dashboard). Yields a description of where the work runs.
+    """
+    import dask
+
+    with ExitStack() as stack:
+        if address:
+            try:
+                from distributed import Client
+            except ImportError as err:  # pragma: no cover - distributed is a dependency
+                raise RadiofindError(f"--scheduler needs dask.distributed ({err})") from None
+            try:
+                client = stack.enter_context(Client(address, timeout="20s"))
+            except (OSError, TimeoutError, ValueError) as err:
+                raise RadiofindError(f"cannot connect to the dask scheduler at {address} "
+                                     f"({err})") from None
+            n = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
+            where = f"dask cluster {address} ({len(client.scheduler_info()['workers'])} " \
+                    f"workers, {n} threads)"
+        else:
+            stack.enter_context(dask.config.set(scheduler="threads"))
+            if progress:
+                from dask.diagnostics import ProgressBar
+
+                stack.enter_context(ProgressBar(minimum=1.0, dt=1.0, out=sys.stderr))
+            import os
+
+            where = f"local threads ({os.cpu_count()} cores)"
+        log.debug("dask runs on %s", where)
+        yield where
