@@ -1,0 +1,184 @@
+"""Images of any size: block-wise reading and writing, tiled blob detection across seams, global
+and local noise from blocks, and the same detection on a dask.distributed cluster."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from synthetic import make_header, make_image, write_image
+
+from radiofind.detect.blobs import find_blobs
+from radiofind.errors import RadiofindError
+from radiofind.io.images import FitsMapWriter, open_image, read_image
+from radiofind.noise import local_rms, robust_rms
+
+
+def _cube(tmp_path, data, name="cube.fits", **header_extra):
+    header = make_header(data.shape[-1])
+    header["NAXIS"] = 4
+    for i, ctype in ((3, "FREQ"), (4, "STOKES")):
+        header[f"CTYPE{i}"], header[f"CRVAL{i}"] = ctype, 1.4e9 if i == 3 else 1.0
+        header[f"CDELT{i}"], header[f"CRPIX{i}"] = 1.0, 1.0
+    header.update(header_extra)
+    return write_image(tmp_path / name, data[None, None], header)
+
+
+def test_blocks_read_lazily_equal_the_whole_image(tmp_path):
+    from casacore.images import image as casa_image
+
+    data, *_ = make_image(200, n_sources=5)
+    data = data.copy()
+    data[10:20, 30:40] = np.nan
+    path = _cube(tmp_path, data)
+    casa_image(path).saveas(str(tmp_path / "cube.image"))
+    for source in (path, str(tmp_path / "cube.image")):
+        lazy = open_image(source, chunk=64)
+        assert lazy.data.shape == (200, 200) and lazy.data.chunks[0] == (64, 64, 64, 8)
+        np.testing.assert_array_equal(lazy.data.compute(), read_image(source).data)
+        np.testing.assert_array_equal(lazy.data[50:130, 7:99].compute(), data[50:130, 7:99])
+    # Scaled integer FITS goes through astropy's section reader, with the scaling applied.
+    part = data[100:164, 100:164]
+    scaled = fits.PrimaryHDU(np.round(part * 1e6).astype(np.int16), header=make_header(64))
+    scaled.header["BSCALE"], scaled.header["BZERO"] = 1e-6, 0.0
+    scaled.writeto(tmp_path / "int.fits")
+    got = open_image(tmp_path / "int.fits", chunk=20).data.compute()
+    np.testing.assert_allclose(got, np.round(part * 1e6) * 1e-6, atol=1e-9)
+
+
+def test_map_is_written_block_by_block_with_the_input_wcs(tmp_path):
+    import dask.array as da
+
+    data, *_ = make_image(150, n_sources=3)
+    img = read_image(_cube(tmp_path, data))
+    out = tmp_path / "map.fits"
+    da.store(da.from_array(data * 2, chunks=(40, 70)), FitsMapWriter(out, data.shape, img,
+                                                                     {"RFMODEL": "x"}),
+             lock=False)
+    with fits.open(out) as hdul:  # a valid FITS file (astropy verifies the layout)
+        hdul.verify("exception")
+        np.testing.assert_array_equal(hdul[0].data, data * 2)
+        assert hdul[0].header["RFMODEL"] == "x"
+        assert hdul[0].header["CRVAL1"] == img.header["CRVAL1"]
+        assert hdul[0].header["BMAJ"] == img.header["BMAJ"]
+
+
+def _seam_map(size=256, seam=64, seed=0):
+    """A noisy map with Gaussian blobs centred on tile seams and corners, and off them."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    tmap = np.abs(rng.normal(0, 0.05, (size, size)))
+    centres = [(seam - 0.5, 30), (seam, 100.2), (2 * seam - 1, 2 * seam), (3 * seam, 3 * seam - 1),
+               (150, seam * 3 + 0.5), (40, 40), (200, 10), (seam + 0.5, 2 * seam + 0.5)]
+    for cy, cx in centres:
+        tmap += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 3.0**2))
+    # Two blended blobs across a seam, for the deblending step.
+    tmap += 0.8 * np.exp(-((yy - 100) ** 2 + (xx - (2 * seam - 5)) ** 2) / (2 * 3.0**2))
+    tmap += 0.8 * np.exp(-((yy - 100) ** 2 + (xx - (2 * seam + 4)) ** 2) / (2 * 3.0**2))
+    return tmap.astype(np.float32), centres
+
+
+@pytest.mark.parametrize("centre", ["mean", "centroid", "peak"])
+@pytest.mark.parametrize("deblend", [None, 6.0])
+def test_tiled_blob_detection_equals_one_pass_with_sources_on_seams(centre, deblend):
+    import dask.array as da
+
+    tmap, centres = _seam_map()
+    tmap[5:9, 120:200] = np.nan  # a blanked strip crossing a seam
+    kw = {"delta_max": 5000, "a_min": 4, "centre": centre, "deblend": deblend, "n_steps": 30}
+    whole = find_blobs(tmap, **kw)
+    for chunks in ((64, 64), (64, 100), (37, 53)):
+        tiled = find_blobs(da.from_array(tmap, chunks=chunks), **kw)
+        assert tiled.threshold == whole.threshold
+        np.testing.assert_array_equal(tiled.counts, whole.counts)
+        np.testing.assert_allclose(np.c_[tiled.y, tiled.x, tiled.area, tiled.score],
+                                   np.c_[whole.y, whole.x, whole.area, whole.score])
+    # Every seam source is found exactly once, where it is.
+    for cy, cx in centres:
+        d = np.hypot(whole.y - cy, whole.x - cx)
+        assert (d < 2.0).sum() == 1, (cy, cx)
+    pair = (np.abs(whole.y - 100) < 4) & (np.abs(whole.x - 127.5) < 9)
+    assert pair.sum() == (2 if deblend else 1)  # split at the seam only when deblending
+
+
+def test_noise_from_blocks_matches_the_whole_image_and_local_rms_follows_a_step():
+    import dask.array as da
+
+    rng = np.random.default_rng(2)
+    data = rng.normal(0, 1.0, (512, 512)).astype(np.float32)
+    data[:, 256:] *= 4.0
+    data[100:110, 100:110] = np.nan
+    whole = robust_rms(data)
+    assert robust_rms(da.from_array(data, chunks=100)) == pytest.approx(whole, rel=0.02)
+    rms, cells, box = local_rms(da.from_array(data, chunks=128), box=64)
+    assert box == 64 and cells.shape == (8, 8)
+    rms = rms.compute()
+    assert rms[:, :200].mean() == pytest.approx(1.0, rel=0.05)
+    assert rms[:, 320:].mean() == pytest.approx(4.0, rel=0.05)
+    np.testing.assert_allclose(local_rms(data, box=64)[0], rms, rtol=1e-6)
+    with pytest.raises(RadiofindError, match="at least 16"):
+        local_rms(data, box=8)
+
+
+def _seam_image(tmp_path):
+    """A uniform-weighting-like field (4.6 px beam) with sources on and near 64-px seams."""
+    data, *_ = make_image(256, n_sources=25, snr=(6.0, 30.0), beam_pix=4.6, seed=4, border=4)
+    return write_image(tmp_path / "field.fits", data, make_header(256, beam_arcsec=6.9))
+
+
+# A trained model, so the catalogues hold real detections; a 256² image allows too few new blobs
+# per threshold step at the model's own delta_max (given per 4096²), hence a larger one.
+MODEL = {"model": "meerkat-uniform", "delta_max": 20000}
+
+
+def _catalogue(outdir):
+    return Table.read(next(p for p in outdir.iterdir() if p.name.endswith(".radiofind.fits")))
+
+
+def test_detect_chunked_equals_one_pass(tmp_path):
+    from radiofind.detect.run import detect
+
+    image = _seam_image(tmp_path)
+    runs = {}
+    for chunk in (2048, 64):
+        out = tmp_path / f"out{chunk}"
+        detect(image=image, outdir=str(out), **MODEL, chunk=chunk)
+        runs[chunk] = out
+    a, b = _catalogue(runs[2048]), _catalogue(runs[64])
+    assert len(a) > 5
+    np.testing.assert_allclose(np.c_[b["x"], b["y"], b["snr"]], np.c_[a["x"], a["y"], a["snr"]],
+                               atol=1e-4)
+    map_a = fits.getdata(runs[2048] / "field.radiofind-map.fits")
+    map_b = fits.getdata(runs[64] / "field.radiofind-map.fits")
+    np.testing.assert_allclose(map_b, map_a, atol=1e-5 * np.abs(map_a).max())
+    with pytest.raises(RadiofindError, match="chunk must be >= 64"):
+        detect(image=image, outdir=str(tmp_path / "bad"), **MODEL, chunk=10)
+
+
+def test_detect_with_a_local_noise_map(tmp_path):
+    from radiofind.detect.run import detect
+
+    image = _seam_image(tmp_path)
+    summary = detect(image=image, outdir=str(tmp_path / "out"), **MODEL,
+                     noise="local", rms_box=64, chunk=128)
+    table = _catalogue(tmp_path / "out")
+    assert summary["noise_mode"] == "local" and table.meta["NOISEMAP"] == "local"
+    np.testing.assert_allclose(table["snr"], table["peak"] / table["rms"])
+    with pytest.raises(RadiofindError, match="noise must be"):
+        detect(image=image, outdir=str(tmp_path / "x"), **MODEL, noise="bane")
+
+
+def test_detect_on_a_dask_cluster_matches_local_threads(tmp_path):
+    from distributed import LocalCluster
+
+    from radiofind.detect.run import detect
+
+    image = _seam_image(tmp_path)
+    detect(image=image, outdir=str(tmp_path / "local"), **MODEL, chunk=128)
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address=None, processes=True) as cluster:
+        summary = detect(image=image, outdir=str(tmp_path / "cluster"), **MODEL,
+                         chunk=128, scheduler=cluster.scheduler_address)
+    assert "2 workers" in summary["scheduler"]
+    a, b = _catalogue(tmp_path / "local"), _catalogue(tmp_path / "cluster")
+    assert len(a) > 5
+    np.testing.assert_allclose(np.c_[b["x"], b["y"]], np.c_[a["x"], a["y"]], atol=1e-4)
