@@ -65,11 +65,14 @@ def stimela(*args, cwd):
     "(radiofind.cabs)radiofind.yml radiofind.simulate",
     "(radiofind.cabs)radiofind.yml radiofind.detect",
     "(radiofind.cabs)radiofind.yml radiofind.pybdsf",
+    "(radiofind.cabs)radiofind.yml radiofind.aegean",
     "(radiofind.cabs)radiofind.yml radiofind.evaluate",
     "(radiofind.cabs)radiofind.yml radiofind.train",
     "(radiofind.cabs)radiofind.yml radiofind.demo",
     "radiofind.recipes::simulate-detect.yml",
-    "radiofind.recipes::simulate-training-skies.yml"])
+    "radiofind.recipes::simulate-training-skies.yml",
+    "radiofind.recipes::image-and-detect.yml",
+    "radiofind.recipes::train.yml"])
 def test_stimela_doc_loads_every_cab_and_recipe(tmp_path, target):
     result = stimela("doc", *target.split(), cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -85,8 +88,53 @@ def test_stimela_run_of_the_shipped_recipe(tmp_path):
         assert (out / f"{weighting}-image.fits").exists()
         assert (out / f"{weighting}-pybdsf.srl.fits").exists()
         metrics = json.loads((out / f"{weighting}-metrics" / "metrics.json").read_text())
-        assert set(metrics["finders"]) == {"radiofind", "pybdsf"}
+        assert set(metrics["finders"]) == {"radiofind", "pybdsf", "aegean"}
     shutil.rmtree(out / "sim" / "sim.ms")
+
+
+def test_stimela_run_of_image_and_detect_without_truth(tmp_path):
+    """The pipeline part on its own: MS in, three catalogues out, no scores without a truth."""
+    from astropy.table import Table
+
+    from radiofind.simulation.run import simulate
+
+    simulate(outdir=str(tmp_path / "sim"), size=256, n_sources=15, snr_scale=6.0, seed=5,
+             skip_imaging=True)
+    result = stimela("run", "radiofind.recipes::image-and-detect.yml", "ms=sim/sim.ms", "dir=out",
+                     "weighting=uniform", "robust=-1.5", "size=256", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    out = tmp_path / "out"
+    assert (out / "uniform-image.fits").exists() and (out / "uniform-pybdsf.srl.fits").exists()
+    for finder in ("radiofind", "aegean"):
+        cat = Table.read(out / f"uniform-{finder}" / f"uniform-image.{finder}.fits")
+        assert cat.meta["FINDER"] == finder and len(cat) > 0
+        assert {"ra", "dec", "x", "y", "peak", "snr"} <= set(cat.colnames)
+        assert (out / f"uniform-{finder}" / f"uniform-image.{finder}.reg").exists()
+    assert not (out / "uniform-metrics").exists()  # evaluate is skipped without a truth
+
+
+def test_stimela_run_of_the_train_recipe(tmp_path):
+    """Training set -> model -> held-out evaluation, tiny: 3 skies of 256², 2 short epochs."""
+    from astropy.table import Table
+
+    result = stimela("run", "radiofind.recipes::train.yml", "dir=out", "seeds=[1,2,3]",
+                     "test_seed=50", "size=256", "n_sources=15", "snr_scale=4", "name=tiny-test",
+                     "epochs=2", "steps_per_epoch=2", "batch_size=4", "crop=64", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    out = tmp_path / "out"
+    card = json.loads((out / "model" / "card.json").read_text())
+    assert card["name"] == "tiny-test" and card["weighting"] == "natural"
+    assert len(card["training"]["fields"]) == 2 and len(card["validation"]["fields"]) == 1
+    assert card["training"]["epochs"] == 2 and (out / "model" / "weights.npz").exists()
+    assert sorted(p.name for p in (out / "skies").glob("meerkat-*")) == [
+        "meerkat-1", "meerkat-2", "meerkat-3"]
+    # The held-out field was detected with the new model, not a bundled one.
+    cat = Table.read(out / "test-radiofind" / "natural-image.radiofind.fits")
+    assert cat.meta["MODEL"] == "tiny-test"
+    metrics = json.loads((out / "test-metrics" / "metrics.json").read_text())
+    assert set(metrics["finders"]) == {"radiofind", "pybdsf"} and metrics["n_truth"] == 15
+    for scores in metrics["finders"].values():
+        assert {"pc3", "pc4", "pc5", "s90"} <= set(scores)
 
 
 def test_stimela_run_of_the_training_skies_recipe_resumes(tmp_path):
