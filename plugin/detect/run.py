@@ -29,7 +29,7 @@ RMS_BOX_BEAMS = 30  # default local-rms cell, in beams (BANE's default box is ~3
 def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int | None = None,
            a_min: int | None = None, centre: str | None = None, threshold: float | None = None,
            deblend: float | None = None, noise: str = "global", rms_box: int | None = None,
-           chunk: int = 2048, scheduler: str | None = None, progress: bool = False,
+           chunk: int = 1024, scheduler: str | None = None, progress: bool = False,
            formats=("fits", "csv", "ds9", "crtf"), overwrite: bool = False) -> dict:
     """Detect point sources in ``image`` and write the catalogue and the output map.
 

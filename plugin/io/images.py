@@ -19,6 +19,10 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from radiofind.errors import RadiofindError
 
+# Block size (pixels a side) for reading, the network and blob detection; memory per running block
+# is set by it (see radiofind.detect.inference).
+DEFAULT_CHUNK = 1024
+
 # Header keywords carried from the input to derived 2-D maps (beam, telescope, WSClean settings).
 _CARRIED = ("BMAJ", "BMIN", "BPA", "BUNIT", "TELESCOP", "OBJECT", "DATE-OBS", "EQUINOX", "RADESYS",
             "RESTFRQ", "CRVAL3", "WSCWEIGH", "WSCNITER", "WSCTHRES", "WSCGAIN", "WSCMGAIN")
@@ -108,7 +112,7 @@ def read_image(path: str | os.PathLike, *, require_beam: bool = True) -> Image:
 
 
 def open_image(path: str | os.PathLike, *, require_beam: bool = True,
-               chunk: int | None = 2048) -> Image:
+               chunk: int | None = DEFAULT_CHUNK) -> Image:
     """Open a FITS file or CASA image without reading its pixels.
 
     ``data`` is a dask array of ``chunk`` x ``chunk`` blocks (or, with ``chunk=None``, the plane

@@ -28,8 +28,49 @@ from radiofind.io.outputs import staged_outputs
 
 log = logging.getLogger("radiofind.train")
 
-DELTA_MAX_GRID = (25, 50, 100, 200, 400, 800, 1600)
+DELTA_MAX_GRID = (25, 50, 100, 200, 400, 800, 1600, 3200, 6400)
 A_MIN_GRID = (1, 3, 5, 10, 20, 40, 80)
+
+
+def search_grid(centres) -> dict:
+    """The TBD grid searched, as recorded in model cards."""
+    return {"delta_max": list(DELTA_MAX_GRID), "a_min": list(A_MIN_GRID), "centre": list(centres)}
+
+
+def retune(*, model: str, data: str, centres=("mean", "centroid", "peak")) -> dict:
+    """Re-run the TBD search of a trained model on its own validation fields; update its card.
+
+    The validation fields are the ones named in the card, read from ``data``. The network is not
+    retrained. The card's ``tbd`` and ``validation`` are replaced and the search is written to
+    ``history.json`` (``tbd_search``); returns the new card.
+    """
+    from pathlib import Path
+
+    from radiofind.detect.inference import predict_map
+    from radiofind.detect.models import load_model
+    from radiofind.evaluate.run import json_safe
+    from radiofind.training.dataset import load_field
+
+    mdl = load_model(model)
+    card = mdl.card
+    fields = [load_field(Path(data) / name, card["weighting"])
+              for name in card["validation"]["fields"]]
+    net = mdl.network()
+    tmaps = [predict_map(net, mdl.architecture, f.normalised) for f in fields]
+    n_steps = int(card["tbd"].get("n_steps", 50))
+    best, trials = search_tbd(fields, tmaps, n_steps=n_steps, centres=centres)
+    card["tbd"].update({"delta_max": best["delta_max"], "a_min": best["a_min"],
+                        "centre": best["centre"], "searched": search_grid(centres)})
+    card["validation"].update({"PC3": best["pc3"], "PC4": best["pc4"], "PC5": best["pc5"],
+                               "S90": best["s90"]})
+    card = json_safe(card)
+    history_path = Path(model) / "history.json"
+    history = json.loads(history_path.read_text()) if history_path.exists() else {}
+    history["tbd_search"] = json_safe(trials)
+    (Path(model) / "card.json").write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
+    history_path.write_text(json.dumps(history, indent=1, allow_nan=False) + "\n")
+    log.info("retuned %s: %s", mdl.name, best)
+    return card
 
 
 def truth_snrs(fields) -> dict:
@@ -63,10 +104,14 @@ def validation_scores(fields, tmaps, *, delta_max: float, a_min: int, centre: st
     return score_fields(matches, snr_bin=snr_bin)
 
 
-def search_tbd(fields, tmaps, *, n_steps: int) -> tuple[dict, list[dict]]:
+def search_tbd(fields, tmaps, *, n_steps: int, centres=("mean", "centroid", "peak")
+               ) -> tuple[dict, list[dict]]:
     """Grid search of (delta_max, a_min, centre) maximising validation PC3 (ties: lower S90)."""
-    from radiofind.detect.blobs import dynamic_threshold
+    from radiofind.detect.blobs import CENTRES, dynamic_threshold
 
+    centres = tuple(centres)
+    if not centres or set(centres) - set(CENTRES):
+        raise RadiofindError(f"centres must be among {', '.join(CENTRES)}, got {centres}")
     trials = []
     truth = truth_snrs(fields)
     for delta_max in DELTA_MAX_GRID:
@@ -74,7 +119,7 @@ def search_tbd(fields, tmaps, *, n_steps: int) -> tuple[dict, list[dict]]:
         taus = {f.name: dynamic_threshold(t, delta_max=delta_max, n_steps=n_steps,
                                           valid=np.isfinite(f.image.data))[0]
                 for f, t in zip(fields, tmaps, strict=True)}
-        for a_min, centre in itertools.product(A_MIN_GRID, ("mean", "centroid", "peak")):
+        for a_min, centre in itertools.product(A_MIN_GRID, centres):
             s = validation_scores(fields, tmaps, delta_max=delta_max, a_min=a_min, centre=centre,
                                   n_steps=n_steps, thresholds=taus, truth=truth)
             trials.append({"delta_max": delta_max, "a_min": a_min, "centre": centre,
@@ -94,7 +139,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
           steps_per_epoch: int = 100, batch_size: int = 16, crop: int = 128,
           learning_rate: float = 1e-3, alpha: float = 0.75, b_n: float = 0.05,
           horn_radius: float = 15.0, gauss_fwhm: float = 10.0, n_steps: int = 50,
-          seed: int = 1, overwrite: bool = False) -> dict:
+          centres=("mean", "centroid", "peak"), seed: int = 1, overwrite: bool = False) -> dict:
     """Train a model on the simulated fields in ``data`` and write it to ``outdir``."""
     from radiofind.detect.blobs import DEBLEND_BEAMS
     from radiofind.detect.network import DEFAULT_ARCHITECTURE, build_network, get_weights
@@ -153,7 +198,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
         from radiofind.detect.inference import predict_map
 
         tmaps = [predict_map(net, arch, f.normalised) for f in val_fields]
-        best, trials = search_tbd(val_fields, tmaps, n_steps=n_steps)
+        best, trials = search_tbd(val_fields, tmaps, n_steps=n_steps, centres=centres)
         log.info("best TBD on validation: %s", best)
         np.savez(stage.path("weights.npz"), **get_weights(net))
         name = name or f"{telescope.lower()}-{weighting}"
@@ -165,7 +210,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
             "demand": demand,
             "tbd": {"delta_max": best["delta_max"], "a_min": best["a_min"],
                     "centre": best["centre"], "n_steps": n_steps,
-                    "deblend_beams": round(DEBLEND_BEAMS, 4)},
+                    "deblend_beams": round(DEBLEND_BEAMS, 4), "searched": search_grid(centres)},
             "valid": {"beam_pixels": [round(float(beams.min()) / 1.5, 2),
                                       round(float(beams.max()) * 1.5, 2)],
                       "beam_pixels_trained": round(float(np.median(beams)), 3),
