@@ -170,7 +170,8 @@ def part_b(work: Path, size: int, chunk: int) -> dict:
     dd, _ = tree.query(np.c_[cat["x"], cat["y"]])
     return {"image": str(path), "size": size, "gigabytes": path.stat().st_size / 1e9,
             "make_s": made, "chunk": chunk, "n_injected": int(len(x)),
-            "n_above_10": int((snr >= 10).sum()), "recovered_above_10": float(found[snr >= 10].mean()),
+            "n_above_10": int((snr >= 10).sum()),
+            "recovered_above_10": float(found[snr >= 10].mean()),
             "completeness_by_snr": completeness, "n_detections": len(cat),
             "detections_matched": float((dd < (2 / 3) * beam_pix).mean()),
             "radiofind": det}
@@ -218,15 +219,17 @@ def table(res: dict) -> str:
     rows = ["| measurement | value |", "|---|---|"]
     if "a" in res:
         a = res["a"]
-        rows += [f"| (a) {a['size']}² natural: radiofind detect | {a['radiofind']['wall_s']:.1f} s, "
-                 f"{a['radiofind']['peak_rss_gb']:.2f} GB |",
+        det = a["radiofind"]
+        rows += [f"| (a) {a['size']}² natural: radiofind detect | {det['wall_s']:.1f} s, "
+                 f"{det['peak_rss_gb']:.2f} GB |",
                  f"| (a) {a['size']}² natural: PyBDSF (3/5) | {a['pybdsf']['wall_s']:.1f} s, "
                  f"{a['pybdsf']['peak_rss_gb']:.2f} GB |",
                  f"| (a) speed-up over PyBDSF | {a['speedup']:.1f}× |"]
     if "b" in res:
         b = res["b"]
+        det = b["radiofind"]
         rows += [f"| (b) {b['size']}² synthetic ({b['gigabytes']:.1f} GB): detect end to end | "
-                 f"{b['radiofind']['wall_s']:.0f} s, {b['radiofind']['peak_rss_gb']:.2f} GB peak RSS |",
+                 f"{det['wall_s']:.0f} s, {det['peak_rss_gb']:.2f} GB peak RSS |",
                  f"| (b) injected sources above SNR 10 recovered | {b['recovered_above_10']:.4f} "
                  f"({b['n_above_10']}) |",
                  "| (b) completeness by SNR | " + ", ".join(
@@ -239,7 +242,8 @@ def table(res: dict) -> str:
                  f"{c['mpix_per_s']:.2f} Mpix/s |",
                  f"| (c) compute bound ({c['flops_per_pixel']} FLOP/px, "
                  f"{c['peak_gflops']:.0f} GFLOP/s matmul peak, {c['cores']} cores) | "
-                 f"{c['compute_bound_mpix_per_s']:.2f} Mpix/s ({c['fraction_of_bound']:.2f} of it) |"]
+                 f"{c['compute_bound_mpix_per_s']:.2f} Mpix/s "
+                 f"({c['fraction_of_bound']:.2f} of it) |"]
     return "\n".join(rows) + "\n"
 
 

@@ -54,8 +54,8 @@ def make_catalog(image: Image, x: np.ndarray, y: np.ndarray, noise, *, finder: s
         table[name] = values
     table["ra"].unit = table["dec"].unit = "deg"
     table.meta.update({"FINDER": finder, "IMAGE": os.path.basename(image.path),
-                       "NOISE": float(np.median(noise)) if np.ndim(noise) else float(noise), "BMAJ": image.beam.bmaj, "BMIN": image.beam.bmin,
-                       "BPA": image.beam.bpa})
+                       "NOISE": float(np.median(noise)), "BMAJ": image.beam.bmaj,
+                       "BMIN": image.beam.bmin, "BPA": image.beam.bpa})
     return table
 
 
