@@ -47,6 +47,11 @@ def timed(cmd: list[str]) -> dict:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
         raise SystemExit(f"failed: {result['cmd']}")
     result["stdout"] = proc.stdout.strip().splitlines()[-1:] if proc.stdout else []
+    steps = re.search(r"timings: noise ([\d.]+) s, network \+ map ([\d.]+) s, "
+                      r"blob detection ([\d.]+) s", proc.stderr)
+    if steps:
+        result["steps_s"] = dict(zip(("noise", "network", "tbd"), map(float, steps.groups()),
+                                     strict=True))
     return result
 
 
@@ -225,6 +230,10 @@ def table(res: dict) -> str:
                  f"| (a) {a['size']}² natural: PyBDSF (3/5) | {a['pybdsf']['wall_s']:.1f} s, "
                  f"{a['pybdsf']['peak_rss_gb']:.2f} GB |",
                  f"| (a) speed-up over PyBDSF | {a['speedup']:.1f}× |"]
+        if "steps_s" in det:
+            st = det["steps_s"]
+            rows += [f"| (a) detect steps: noise / network + map / blob detection | "
+                     f"{st['noise']:.1f} / {st['network']:.1f} / {st['tbd']:.1f} s |"]
     if "b" in res:
         b = res["b"]
         det = b["radiofind"]

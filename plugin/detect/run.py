@@ -122,6 +122,8 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                "map": str(Path(outdir) / map_name), "chunk": chunk, "scheduler": where,
                "seconds": {"noise": t1 - t0, "network": t2 - t1, "tbd": t3 - t2,
                            "total": time.perf_counter() - t0}}
+    log.info("timings: noise %.1f s, network + map %.1f s, blob detection %.1f s, total %.1f s",
+             *summary["seconds"].values())
     print(f"radiofind detect: {len(table)} sources in {Path(image).name} (model {mdl.name}, "
           f"{why}; noise {sigma:.3g}{' (local)' if noise == 'local' else ''}, threshold "
           f"{blobs.threshold:.3g}) -> {outdir}")
