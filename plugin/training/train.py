@@ -60,7 +60,9 @@ def retune(*, model: str, data: str, centres=("mean", "centroid", "peak")) -> di
     n_steps = int(card["tbd"].get("n_steps", 50))
     best, trials = search_tbd(fields, tmaps, n_steps=n_steps, centres=centres)
     card["tbd"].update({"delta_max": best["delta_max"], "a_min": best["a_min"],
-                        "centre": best["centre"], "searched": search_grid(centres)})
+                        "centre": best["centre"], "searched": search_grid(centres),
+                        "retuned": "TBD search re-run on the trained network "
+                                   "(radiofind.training.train.retune, scripts/retune_tbd.py)"})
     card["validation"].update({"PC3": best["pc3"], "PC4": best["pc4"], "PC5": best["pc5"],
                                "S90": best["s90"]})
     card = json_safe(card)
