@@ -75,16 +75,31 @@ def field_match(folder: Path, weighting: str, catalog: Path):
     return match_field(image, t_ra, t_dec, snr, noise, d_ra, d_dec)
 
 
+def model_for(image: Path):
+    """The bundled model detect picks for ``image``, and a digest of its card and weights."""
+    import hashlib
+
+    from radiofind.detect.models import select_model
+    from radiofind.io.images import open_image
+
+    img = open_image(image)
+    mdl, _ = select_model(img.telescope, img.beam_pixels, str(img.header.get("WSCWEIGH", "")))
+    digest = hashlib.sha1((mdl.path / "card.json").read_bytes()
+                          + (mdl.path / "weights.npz").read_bytes()).hexdigest()[:10]
+    return mdl.name, digest
+
+
 def run_radiofind(folder: Path, weighting: str) -> tuple[Path, float, str]:
+    """Detect with the bundled model; catalogues are cached per model version (card + weights)."""
     from radiofind.detect.run import detect
 
-    out = folder / f"{weighting}-radiofind"
+    image = folder / f"{weighting}-image.fits"
+    model, digest = model_for(image)
+    out = folder / f"{weighting}-radiofind-{model}-{digest}"
     cat = out / f"{weighting}-image.radiofind.fits"
     t0 = time.perf_counter()
-    model = ""
     if not cat.exists():
-        model = detect(image=str(folder / f"{weighting}-image.fits"), outdir=str(out),
-                       formats=["fits"], overwrite=True)["model"]
+        detect(image=str(image), outdir=str(out), formats=["fits"], overwrite=True)
     return cat, time.perf_counter() - t0, model
 
 
