@@ -27,17 +27,14 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import time
 import types
 from pathlib import Path
 
 import numpy as np
 
 from radiofind.errors import RadiofindError
-from radiofind.io.catalog import check_formats, make_catalog, output_names, write_catalog
-from radiofind.io.images import read_image, write_fits_to
-from radiofind.io.outputs import staged_outputs
-from radiofind.noise import robust_rms
+from radiofind.io.catalog import catalogue_with
+from radiofind.io.images import write_fits_to
 
 log = logging.getLogger("radiofind.aegean")
 
@@ -46,27 +43,15 @@ def run_aegean(*, image: str, outdir: str, seedclip: float = 5.0, floodclip: flo
                nocov: bool = False, formats=("fits", "csv", "ds9", "crtf"),
                overwrite: bool = False) -> dict:
     """Run BANE and Aegean on ``image`` and write the components as a radiofind catalogue."""
-    formats = check_formats(formats)
     if not seedclip > 0 or not floodclip > 0:
         raise RadiofindError("seedclip and floodclip must be positive")
     if floodclip > seedclip:
         # Aegean would silently lower floodclip to seedclip: say so instead.
         raise RadiofindError("floodclip must be <= seedclip (Aegean's flood vs seed threshold)")
-    t0 = time.perf_counter()
-    img = read_image(image)
-    names = output_names(image, formats, "aegean")
-    with staged_outputs(outdir, [names[f] for f in formats], overwrite=overwrite) as stage:
-        ra, dec, extra = _process(img, seedclip, floodclip, nocov)
-        x, y = img.world_to_pixel(ra, dec)
-        noise = robust_rms(img.data)
-        table = make_catalog(img, x, y, noise, finder="aegean", extra=extra)
-        table.meta.update({"SEEDCLIP": seedclip, "FLOODCLP": floodclip, "NOCOV": nocov})
-        write_catalog(table, stage, names["base"], formats)
-    seconds = time.perf_counter() - t0
-    print(f"radiofind aegean: {len(table)} sources in {Path(image).name} "
-          f"(seedclip {seedclip}, floodclip {floodclip}; {seconds:.1f} s) -> {outdir}")
-    return {"image": image, "n_sources": len(table), "seconds": seconds,
-            "catalog": str(Path(outdir) / names.get("fits", names[formats[0]]))}
+    return catalogue_with("aegean", lambda img: _process(img, seedclip, floodclip, nocov),
+                          image=image, outdir=outdir, formats=formats, overwrite=overwrite,
+                          meta={"SEEDCLIP": seedclip, "FLOODCLP": floodclip, "NOCOV": nocov},
+                          settings=f"seedclip {seedclip}, floodclip {floodclip}")
 
 
 def _numpy_compat() -> None:

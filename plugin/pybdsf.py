@@ -12,17 +12,14 @@ import contextlib
 import io
 import logging
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
 
 from radiofind.errors import RadiofindError
-from radiofind.io.catalog import check_formats, make_catalog, output_names, write_catalog
-from radiofind.io.images import read_image, write_fits_to
-from radiofind.io.outputs import staged_outputs
-from radiofind.noise import robust_rms
+from radiofind.io.catalog import catalogue_with
+from radiofind.io.images import write_fits_to
 
 log = logging.getLogger("radiofind.pybdsf")
 
@@ -30,26 +27,14 @@ log = logging.getLogger("radiofind.pybdsf")
 def run_pybdsf(*, image: str, outdir: str, thresh_isl: float = 3.0, thresh_pix: float = 5.0,
                formats=("fits", "csv", "ds9", "crtf"), overwrite: bool = False) -> dict:
     """Run PyBDSF's ``process_image`` and write the sources as a radiofind catalogue."""
-    formats = check_formats(formats)
     if not thresh_isl > 0 or not thresh_pix > 0:
         raise RadiofindError("thresh_isl and thresh_pix must be positive")
     if thresh_pix < thresh_isl:
         raise RadiofindError("thresh_pix must be >= thresh_isl (PyBDSF's peak vs island threshold)")
-    t0 = time.perf_counter()
-    img = read_image(image)
-    names = output_names(image, formats, "pybdsf")
-    with staged_outputs(outdir, [names[f] for f in formats], overwrite=overwrite) as stage:
-        ra, dec, extra = _process(img, thresh_isl, thresh_pix)
-        x, y = img.world_to_pixel(ra, dec)
-        noise = robust_rms(img.data)
-        table = make_catalog(img, x, y, noise, finder="pybdsf", extra=extra)
-        table.meta.update({"THRISL": thresh_isl, "THRPIX": thresh_pix})
-        write_catalog(table, stage, names["base"], formats)
-    seconds = time.perf_counter() - t0
-    print(f"radiofind pybdsf: {len(table)} sources in {Path(image).name} "
-          f"(thresh_isl {thresh_isl}, thresh_pix {thresh_pix}; {seconds:.1f} s) -> {outdir}")
-    return {"image": image, "n_sources": len(table), "seconds": seconds,
-            "catalog": str(Path(outdir) / names.get("fits", names[formats[0]]))}
+    return catalogue_with("pybdsf", lambda img: _process(img, thresh_isl, thresh_pix),
+                          image=image, outdir=outdir, formats=formats, overwrite=overwrite,
+                          meta={"THRISL": thresh_isl, "THRPIX": thresh_pix},
+                          settings=f"thresh_isl {thresh_isl}, thresh_pix {thresh_pix}")
 
 
 def _process(img, thresh_isl: float, thresh_pix: float):

@@ -142,3 +142,36 @@ def check_formats(formats: list[str]) -> list[str]:
         raise RadiofindError(f"unknown catalogue format(s) {', '.join(bad) or '(none given)'}; "
                              f"choose from {', '.join(FORMATS)}")
     return formats
+
+
+def catalogue_with(finder: str, find, *, image: str, outdir: str, formats, overwrite: bool,
+                   meta: dict, settings: str) -> dict:
+    """Run an external finder on ``image`` and write its sources in radiofind's schema.
+
+    ``find(img)`` gets the :class:`~radiofind.io.images.Image` and returns ``(ra, dec, extra)``
+    (degrees, and finder-specific columns); positions become pixels through the image's WCS and
+    SNRs come from radiofind's own noise, so every finder is scored alike. Outputs are staged
+    (nothing is written if the finder fails); ``meta`` goes into the table's metadata and
+    ``settings`` into the one-line summary printed.
+    """
+    import time
+
+    from radiofind.io.images import read_image
+    from radiofind.io.outputs import staged_outputs
+    from radiofind.noise import robust_rms
+
+    formats = check_formats(formats)
+    t0 = time.perf_counter()
+    img = read_image(image)
+    names = output_names(image, formats, finder)
+    with staged_outputs(outdir, [names[f] for f in formats], overwrite=overwrite) as stage:
+        ra, dec, extra = find(img)
+        x, y = img.world_to_pixel(ra, dec)
+        table = make_catalog(img, x, y, robust_rms(img.data), finder=finder, extra=extra)
+        table.meta.update(meta)
+        write_catalog(table, stage, names["base"], formats)
+    seconds = time.perf_counter() - t0
+    print(f"radiofind {finder}: {len(table)} sources in {Path(image).name} ({settings}; "
+          f"{seconds:.1f} s) -> {outdir}")
+    return {"image": image, "n_sources": len(table), "seconds": seconds,
+            "catalog": str(Path(outdir) / names.get("fits", names[formats[0]]))}
