@@ -20,7 +20,13 @@ from radiofind.errors import RadiofindError
 from radiofind.simulation.imaging import WEIGHTINGS
 from radiofind.simulation.ms import Observation
 from radiofind.simulation.noise import visibility_sigma
-from radiofind.simulation.sky import PointSky, draw_point_sources, image_wcs, parse_pointing
+from radiofind.simulation.sky import (
+    PointSky,
+    add_bright_source,
+    draw_point_sources,
+    image_wcs,
+    parse_pointing,
+)
 from radiofind.simulation.telescopes import get_telescope
 
 MIN_SIZE = 32  # ducc0's smallest grid; WSClean's pixel centre needs an even size too
@@ -74,11 +80,13 @@ class SimulationConfig:
     snr_min: float
     min_separation: float
     border: float
+    bright_source: float | None  # SNR of the extra strong source, None when off
     size: int
     scale: float
     weightings: tuple[str, ...]
     niter: int
     auto_threshold: float
+    auto_mask: float | None  # WSClean -auto-mask sigma, None when off
     mgain: float
     image: bool  # not skip_imaging
     keep_ms: bool  # not drop_ms
@@ -122,6 +130,17 @@ class SimulationConfig:
         if image and not weightings:
             raise RadiofindError("no weighting to image: give natural and/or uniform")
         threads = _number("threads", p["threads"], integer=True, minimum=0)
+        bright = p.get("bright_source")
+        bright = None if bright is None else _number("bright_source", bright, minimum=0) or None
+        auto_threshold = _number("auto_threshold", p["auto_threshold"], above=0)
+        auto_mask = p.get("auto_mask")
+        if auto_mask is not None:
+            auto_mask = _number("auto_mask", auto_mask, above=0)
+            if not auto_mask > auto_threshold:
+                raise RadiofindError(
+                    f"auto_mask ({auto_mask:g}) must be greater than auto_threshold "
+                    f"({auto_threshold:g}): WSClean cleans unmasked down to the mask level, then "
+                    "in the mask down to the threshold")
         cfg = cls(
             params=_jsonable(p), outdir=Path(p["outdir"]), observation=observation, sefd=sefd,
             sigma_vis=sigma_vis,
@@ -130,9 +149,9 @@ class SimulationConfig:
             snr_min=_number("snr_min", p["snr_min"], minimum=0),
             min_separation=_number("min_separation", p["min_separation"], minimum=0),
             border=_number("border", p["border"], minimum=0, below=0.5),
-            size=size, scale=scale, weightings=weightings,
+            bright_source=bright, size=size, scale=scale, weightings=weightings,
             niter=_number("niter", p["niter"], integer=True, minimum=0),
-            auto_threshold=_number("auto_threshold", p["auto_threshold"], above=0),
+            auto_threshold=auto_threshold, auto_mask=auto_mask,
             mgain=_number("mgain", p["mgain"], above=0),
             image=image, keep_ms=not p["drop_ms"],
             seed=_number("seed", p["seed"], integer=True, minimum=0),
@@ -159,10 +178,16 @@ class SimulationConfig:
         """The sky in units of SNR (flux unit 1 Jy until the noise is known)."""
         obs = self.observation
         wcs = image_wcs(obs.ra_deg, obs.dec_deg, self.size, self.scale)
-        return draw_point_sources(
+        sky = draw_point_sources(
             self.n_sources, wcs=wcs, size=self.size, scale=self.scale, flux_unit=1.0,
             snr_min=self.snr_min, snr_scale=self.snr_scale, border=self.border,
             min_separation=self.min_separation, seed=self.seed)
+        if self.bright_source:
+            # Its own generator: the other sources stay exactly those of this seed without it.
+            sky = add_bright_source(sky, self.bright_source, wcs=wcs, size=self.size,
+                                    scale=self.scale, border=self.border,
+                                    min_separation=self.min_separation, seed=self.seed)
+        return sky
 
     def noise_rng(self) -> np.random.Generator:
         """The thermal noise's generator: seeded by ``seed`` but a stream apart from the sky's."""
@@ -178,7 +203,9 @@ class SimulationConfig:
                 "SNRMIN": self.snr_min, "SNRSCALE": self.snr_scale,
                 "MINSEP": (self.min_separation, "minimum separation, arcsec"),
                 "BORDER": (self.border, "source-free border, fraction of size"),
-                "SIGVIS": (self.sigma_vis, "noise per visibility re/im, Jy")}
+                "SIGVIS": (self.sigma_vis, "noise per visibility re/im, Jy"),
+                **({"BRIGHTSN": (self.bright_source, "SNR of the bright source (last row)")}
+                   if self.bright_source else {})}
 
 
 def _jsonable(params: dict) -> dict:

@@ -53,24 +53,26 @@ def wsclean_version() -> str:
 
 
 def wsclean_command(ms: str | os.PathLike, name: str, *, weighting: str, size: int, scale: float,
-                    niter: int, auto_threshold: float, mgain: float, threads: int) -> list[str]:
-    """The WSClean command line for one weighting."""
+                    niter: int, auto_threshold: float, mgain: float, threads: int,
+                    auto_mask: float | None = None) -> list[str]:
+    """The WSClean command line for one weighting (``auto_mask`` None: no ``-auto-mask``)."""
     if weighting not in WEIGHTINGS:
         raise RadiofindError(
             f"unknown weighting {weighting!r}; choose from {', '.join(WEIGHTINGS)}")
     # -make-psf: the PSF (and a fitted beam) also when niter is 0; -no-update-model-required:
     # WSClean would otherwise add a MODEL_DATA column to the MS, growing it for nothing.
+    mask = ["-auto-mask", f"{auto_mask:g}"] if auto_mask else []
     return [find_wsclean(), "-data-column", "DATA", "-use-wgridder", "-make-psf",
             "-no-update-model-required",
             "-size", str(size), str(size), "-scale", f"{scale:.10g}asec",
-            "-niter", str(niter), "-auto-threshold", f"{auto_threshold:g}", "-mgain", f"{mgain:g}",
-            "-weight", "briggs", f"{WEIGHTINGS[weighting]:g}", "-j", str(threads),
-            "-name", name, os.fspath(ms)]
+            "-niter", str(niter), "-auto-threshold", f"{auto_threshold:g}", *mask,
+            "-mgain", f"{mgain:g}", "-weight", "briggs", f"{WEIGHTINGS[weighting]:g}",
+            "-j", str(threads), "-name", name, os.fspath(ms)]
 
 
 def run_wsclean(ms: str | os.PathLike, workdir: str | os.PathLike, *, weighting: str, size: int,
                 scale: float, niter: int = 10000, auto_threshold: float = 3.0, mgain: float = 0.8,
-                threads: int = 1) -> WscleanProducts:
+                threads: int = 1, auto_mask: float | None = None) -> WscleanProducts:
     """Run WSClean on the DATA column; products are written into ``workdir`` as ``<weighting>-*``.
 
     Parameters
@@ -86,6 +88,9 @@ def run_wsclean(ms: str | os.PathLike, workdir: str | os.PathLike, *, weighting:
         Image size in pixels and pixel size in arcsec.
     niter, auto_threshold, mgain
         WSClean's clean settings.
+    auto_mask
+        WSClean's ``-auto-mask`` sigma (clean to it, then on to ``auto_threshold`` inside the
+        mask of the components found so far); None: no mask.
     threads
         WSClean's ``-j``.
 
@@ -97,7 +102,7 @@ def run_wsclean(ms: str | os.PathLike, workdir: str | os.PathLike, *, weighting:
     workdir = Path(workdir)
     cmd = wsclean_command(Path(ms).resolve(), weighting, weighting=weighting, size=size,
                           scale=scale, niter=niter, auto_threshold=auto_threshold, mgain=mgain,
-                          threads=threads)
+                          threads=threads, auto_mask=auto_mask)
     log_path = workdir / f"{weighting}-wsclean.log"
     log.info("WSClean (%s): %s", weighting, " ".join(cmd))
     with open(log_path, "w") as handle:

@@ -37,16 +37,20 @@ def simulate(*, outdir: str | os.PathLike, telescope: str = "meerkat", ra: str =
              frequency: float = 1.4e9, channel_width: float = 2.0898e6, n_channels: int = 10,
              sefd: float | None = None, sigma: float | None = None, n_sources: int = 300,
              snr_scale: float = 1.5, snr_min: float = 0.1, min_separation: float = 40.0,
-             border: float = 0.1, size: int = 2048, scale: float = 1.5,
-             weightings: Sequence[str] = ("natural", "uniform"), niter: int = 10000,
-             auto_threshold: float = 3.0, mgain: float = 0.8, skip_imaging: bool = False,
+             border: float = 0.1, bright_source: float | None = None, size: int = 2048,
+             scale: float = 1.5, weightings: Sequence[str] = ("natural", "uniform"),
+             niter: int = 10000, auto_threshold: float = 3.0, auto_mask: float | None = None,
+             mgain: float = 0.8, skip_imaging: bool = False,
              drop_ms: bool = False, seed: int = 1, threads: int = 0,
              overwrite: bool = False) -> dict:
     """Simulate an observation of a point-source sky and image it.
 
     Parameters are those of the ``radiofind.simulate`` cab; see ``radiofind simulate --help``.
     ``sefd=None`` takes the telescope's (MeerKAT 443 Jy, ASKAP 1800 Jy); ``sigma`` (noise per
-    visibility, re and im, Jy) overrides it. ``threads=0`` uses every core.
+    visibility, re and im, Jy) overrides it. ``threads=0`` uses every core. ``bright_source``
+    (an SNR; None or 0: off) adds one strong source at a seeded free position, drawn apart from
+    the other sources so they stay those of ``seed``; it is the truth's last row (header keyword
+    ``BRIGHTSN``). ``auto_mask`` (None: off) is WSClean's ``-auto-mask`` sigma.
 
     Writes into ``outdir``: ``sim.ms`` (unless ``drop_ms``), ``truth.fits``, ``<w>-image.fits``,
     ``<w>-residual.fits``, ``<w>-psf.fits`` for each weighting ``w`` (unless ``skip_imaging``),
@@ -121,7 +125,7 @@ def _run(cfg: SimulationConfig, sky, stage, timings: dict[str, float]) -> dict:
             products = run_wsclean(ms_path, workdir, weighting=weighting, size=cfg.size,
                                    scale=cfg.scale, niter=cfg.niter,
                                    auto_threshold=cfg.auto_threshold, mgain=cfg.mgain,
-                                   threads=cfg.threads)
+                                   threads=cfg.threads, auto_mask=cfg.auto_mask)
             timings[f"wsclean_{weighting}"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             info = add_measured_snr(truth, products.image, weighting)

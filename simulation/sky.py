@@ -173,6 +173,46 @@ def draw_point_sources(n_sources: int, *, wcs: WCS, size: int, scale: float, flu
                     flux=snr * flux_unit, flux_unit=float(flux_unit))
 
 
+def add_bright_source(sky: PointSky, snr: float, *, wcs: WCS, size: int, scale: float,
+                      border: float = 0.1, min_separation: float = 40.0, seed: int = 1,
+                      max_tries: int = 100_000) -> PointSky:
+    """``sky`` with one more source of SNR ``snr``, appended last, at a seeded free position.
+
+    The position is drawn inside the border, at least ``min_separation`` from every source, by a
+    generator of its own (``default_rng([seed, 2])``), so the other sources are exactly those
+    :func:`draw_point_sources` gives for ``seed`` without it.
+
+    Raises
+    ------
+    RadiofindError
+        When no free position is found in ``max_tries`` draws.
+    """
+    rng = np.random.default_rng([seed, 2])
+    lo = int(math.ceil(border * size))
+    hi = size - 1 - lo
+    sep2 = max(min_separation / scale, 1.0) ** 2
+    for _ in range(max(1, max_tries // 256)):
+        cand = rng.integers(lo, hi + 1, size=(256, 2))
+        free = np.ones(len(cand), dtype=bool)
+        if len(sky):
+            d2 = ((cand[:, :1] - sky.x[None, :]) ** 2 + (cand[:, 1:] - sky.y[None, :]) ** 2)
+            free = (d2 >= sep2).all(axis=1)
+        if free.any():
+            cx, cy = (int(v) for v in cand[np.argmax(free)])
+            break
+    else:
+        raise RadiofindError(
+            f"no room for the bright source {min_separation:g} arcsec from the other sources "
+            "inside the border: lower n_sources or min_separation, or enlarge size/scale")
+    ra, dec = wcs.all_pix2world([float(cx)], [float(cy)], 0)
+    return PointSky(x=np.append(sky.x, cx).astype(np.int64),
+                    y=np.append(sky.y, cy).astype(np.int64),
+                    ra=np.append(sky.ra, np.asarray(ra) % 360.0), dec=np.append(sky.dec, dec),
+                    snr=np.append(sky.snr, float(snr)),
+                    flux=np.append(sky.flux, float(snr) * sky.flux_unit),
+                    flux_unit=sky.flux_unit)
+
+
 def _place(rng: np.random.Generator, n: int, lo: int, hi: int, sep: float,
            max_rejections: int) -> tuple[list[int], list[int]]:
     """Random sequential placement with a cell grid (cells of side ``sep``) for neighbour checks."""

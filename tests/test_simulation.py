@@ -294,6 +294,8 @@ TINY = dict(size=256, scale=2.0, synthesis_time=0.1, integration_time=60.0, n_ch
     ({"n_channels": 0}, "n_channels"), ({"weightings": ["robust"]}, "weighting"),
     ({"sigma": -1.0}, "sigma"), ({"n_sources": 5000}, "sources"), ({"border": 0.5}, "border"),
     ({"skip_imaging": True, "drop_ms": True}, "no data"), ({"weightings": []}, "weighting"),
+    ({"bright_source": -5.0}, "bright_source"), ({"auto_mask": 2.0}, "auto_mask"),
+    ({"auto_mask": 0.0}, "auto_mask"),
 ])
 def test_simulate_rejects_bad_input_before_work(tmp_path, change, message):
     from radiofind.simulation.run import simulate
@@ -366,6 +368,81 @@ def test_simulate_without_imaging_or_ms(tmp_path):
     assert sorted(os.listdir(tmp_path / "nms")) == [
         "simulation.json", "truth.fits", "uniform-image.fits", "uniform-psf.fits",
         "uniform-residual.fits"]
+
+
+def _config(**kw):
+    """A validated config with simulate()'s defaults, TINY and ``kw`` (no work, no WSClean)."""
+    import inspect
+
+    from radiofind.simulation.config import SimulationConfig
+    from radiofind.simulation.run import simulate
+
+    params = {k: v.default for k, v in inspect.signature(simulate).parameters.items()}
+    params.update(outdir="unused", skip_imaging=True, **{**TINY, **kw})
+    return SimulationConfig.from_params(params)
+
+
+def test_bright_source_leaves_the_other_sources_alone():
+    plain = _config(seed=9).draw_sky()
+    for off in (None, 0.0):
+        same = _config(seed=9, bright_source=off).draw_sky()
+        assert len(same) == len(plain) and np.array_equal(same.snr, plain.snr)
+    sky = _config(seed=9, bright_source=500.0).draw_sky()
+    assert len(sky) == len(plain) + 1
+    for name in ("x", "y", "ra", "dec", "snr"):
+        assert np.array_equal(getattr(sky, name)[:-1], getattr(plain, name)), name
+    assert sky.snr[-1] == 500.0
+    # Inside the border, apart from every other source, and seeded.
+    lo, hi = int(np.ceil(0.1 * 256)), 256 - 1 - int(np.ceil(0.1 * 256))
+    assert lo <= sky.x[-1] <= hi and lo <= sky.y[-1] <= hi
+    assert np.hypot(plain.x - sky.x[-1], plain.y - sky.y[-1]).min() * 2.0 >= 20.0
+    again = _config(seed=9, bright_source=500.0).draw_sky()
+    other = _config(seed=10, bright_source=500.0).draw_sky()
+    assert (again.x[-1], again.y[-1]) == (sky.x[-1], sky.y[-1])
+    assert (other.x[-1], other.y[-1]) != (sky.x[-1], sky.y[-1])
+    ra, dec = image_wcs(50.0, -20.0, 256, 2.0).all_pix2world([sky.x[-1]], [sky.y[-1]], 0)
+    assert np.allclose([sky.ra[-1], sky.dec[-1]], [ra[0], dec[0]])
+
+
+def test_auto_mask_reaches_the_wsclean_command(monkeypatch, tmp_path):
+    from radiofind.simulation.imaging import wsclean_command
+
+    fake = tmp_path / "wsclean"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("RADIOFIND_WSCLEAN", str(fake))
+    args = dict(weighting="natural", size=64, scale=2.0, niter=10, auto_threshold=1.0, mgain=0.8,
+                threads=1)
+    cmd = wsclean_command("x.ms", "n", auto_mask=5.0, **args)
+    assert cmd[cmd.index("-auto-mask") + 1] == "5" and cmd[cmd.index("-auto-threshold") + 1] == "1"
+    assert "-auto-mask" not in wsclean_command("x.ms", "n", **args)
+    assert _config(auto_mask=5.0, auto_threshold=1.0).auto_mask == 5.0
+    assert _config().auto_mask is None
+
+
+@needs_wsclean
+def test_simulate_bright_source_and_auto_mask(tmp_path):
+    """The bright source is in the truth and comes out at its SNR in a masked-clean image."""
+    from radiofind.simulation.run import simulate
+
+    simulate(outdir=tmp_path / "plain", seed=4, skip_imaging=True, **TINY)
+    out = tmp_path / "out"
+    summary = simulate(outdir=out, seed=4, bright_source=200.0, auto_mask=5.0,
+                       auto_threshold=1.0, weightings=["natural"], drop_ms=True, **TINY)
+    assert summary["parameters"]["bright_source"] == 200.0
+    assert summary["parameters"]["auto_mask"] == 5.0
+    truth, plain = Table.read(out / "truth.fits"), Table.read(tmp_path / "plain" / "truth.fits")
+    assert len(truth) == len(plain) + 1 == TINY["n_sources"] + 1
+    assert truth.meta["BRIGHTSN"] == 200.0 and truth["id"][-1] == TINY["n_sources"]
+    for col in ("ra", "dec", "flux", "x", "y", "snr_input"):
+        assert np.array_equal(truth[col][:-1], plain[col]), col
+    assert truth["snr_input"][-1] == 200.0
+    assert truth["flux"][-1] == pytest.approx(200.0 * summary["noise"]["flux_unit_jy"])
+    # Measured in the restored natural image (its noise sits a little above theory).
+    assert truth["snr_natural"][-1] == pytest.approx(200.0, rel=0.2)
+    image = read_image(out / "natural-image.fits")
+    peak_y, peak_x = np.unravel_index(np.argmax(image.data), image.data.shape)
+    assert (peak_x, peak_y) == (truth["x"][-1], truth["y"][-1])
 
 
 def test_cli_imports_stay_light():

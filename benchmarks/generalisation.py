@@ -1,0 +1,370 @@
+#!/usr/bin/env python
+"""Generalisation benchmark: the bundled MeerKAT models on images unlike their training fields.
+
+The bundled models were trained on 1024² images at 1.5" of 1 h MeerKAT fields (Dec -70° to +10°,
+the telescope's SEFD, WSClean to 3 sigma with no mask). Here held-out fields (seeds 800000+; no
+training run or other benchmark uses them) are simulated as a baseline like those and as variants
+that each change one thing a user's image may differ in, then searched with `radiofind detect`,
+the model chosen from the image header as a user's run would, and scored with radiofind's
+evaluation code (the same crossmatch and metrics as `radiofind evaluate` and
+benchmarks/detection.py).
+
+Variants share the fields' seeds, so each is the baseline sky changed in one way only:
+
+- `dec+5`, `dec-80`: the same sky at another declination (+5 lies inside the training range,
+  near its northern edge; -80 lies outside it).
+- `noise x3`, `noise x0.3`: SEFD times 3 or 0.3 with the sky kept in Jy (snr_scale and snr_min
+  divided by the factor, same seed): the same sources observed shallower or deeper. (Scaling the
+  SEFD at a fixed SNR distribution would scale the whole image and change nothing, since detect
+  divides by the image noise.)
+- `size 2048`: a 2048² image at 1.5", n_sources scaled by the area (600).
+- `scale 2.0"`: 2.0" pixels, 768² (the same field of view), so the beam spans fewer pixels.
+- `niter 100`: light cleaning; `deep clean`: auto-threshold 1; `auto-mask 5`: auto-mask 5 sigma
+  then auto-threshold 1.
+- `strong source`: one extra source of SNR 2000 (simulate --bright-source; the other sources
+  are those of the baseline). Reported too: whether it was found, and the unmatched detections
+  within 10 beams of it, beside the same count at the same position in the baseline image.
+
+Scores (all fields of a variant and weighting together, counts summed): PC3/4/5 and S90 as in
+`radiofind evaluate`; C(>=5): the fraction of true sources with true SNR >= 5 that were matched;
+P(>=5): of the detections whose catalogue `snr` column (detect's own peak SNR) is >= 5, the
+fraction matched to a true source. Resumable: fields, catalogues and detect summaries already in
+benchmarks/work/generalisation/ are reused.
+
+    python benchmarks/generalisation.py --fields 2
+    python benchmarks/generalisation.py --fields 2 --variants baseline,strong-source
+
+Writes benchmarks/results/generalisation.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from detection import field_match, field_truth, fmt, model_for, pointing, summary  # noqa: E402
+
+WEIGHTINGS = ("natural", "uniform")
+FIRST_SEED = 800000
+SIZE, SCALE, N_SOURCES, SNR_SCALE, SNR_MIN = 1024, 1.5, 150, 2.5, 0.1
+MEERKAT_SEFD = 443.0
+SPUR_BEAMS = 10.0  # radius, in beams, searched for spurious detections around the strong source
+
+# name -> (what changes, changes to the baseline's simulate() parameters)
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "baseline": ("as trained: 1024² at 1.5\", training pointings' Dec range", {}),
+    "dec+5": ("pointing at Dec +5°", {"dec": 5.0}),
+    "dec-80": ("pointing at Dec -80°", {"dec": -80.0}),
+    "noise-x3": ("SEFD x3, same sky in Jy", {"noise": 3.0}),
+    "noise-x0.3": ("SEFD x0.3, same sky in Jy", {"noise": 0.3}),
+    "size-2048": ("2048² at 1.5\", 600 sources", {"size": 2048}),
+    "scale-2.0": ("2.0\" pixels, 768² (same field of view)", {"scale": 2.0}),
+    "niter-100": ("light cleaning: niter 100", {"niter": 100}),
+    "deep-clean": ("deep cleaning: auto-threshold 1", {"auto_threshold": 1.0}),
+    "auto-mask": ("auto-mask 5, auto-threshold 1", {"auto_mask": 5.0, "auto_threshold": 1.0}),
+    "strong-source": ("one extra source of SNR 2000", {"bright_source": 2000.0}),
+}
+
+
+def simulate_params(variant: str, seed: int) -> dict:
+    """simulate() keyword arguments of one field of a variant (outdir excluded)."""
+    change = dict(VARIANTS[variant][1])
+    ra, dec = pointing(seed)
+    dec = change.pop("dec", dec)
+    scale = change.pop("scale", SCALE)
+    # A new pixel scale keeps the field of view (even size); a new size keeps the source density.
+    size = change.pop("size", 2 * round(SIZE * SCALE / scale / 2))
+    area = (size * scale / (SIZE * SCALE)) ** 2
+    params = dict(telescope="meerkat", ra=f"{ra:.4f}", dec=f"{dec:.4f}", size=size, scale=scale,
+                  n_sources=int(round(N_SOURCES * area)), snr_scale=SNR_SCALE, snr_min=SNR_MIN,
+                  seed=seed, drop_ms=True)
+    noise = change.pop("noise", None)
+    if noise:
+        # SNRs are in units of the theoretical noise: dividing them by the factor keeps the
+        # fluxes in Jy those of the baseline (the exponential draws scale exactly).
+        params.update(sefd=MEERKAT_SEFD * noise, snr_scale=SNR_SCALE / noise,
+                      snr_min=SNR_MIN / noise)
+    params.update(change)
+    return params
+
+
+def simulate_field(work: Path, variant: str, seed: int) -> tuple[Path, float]:
+    from radiofind.simulation.run import simulate
+
+    folder = work / variant / f"meerkat-{seed}"
+    t0 = time.perf_counter()
+    if not (folder / "simulation.json").exists():
+        simulate(outdir=str(folder), overwrite=True, **simulate_params(variant, seed))
+        return folder, time.perf_counter() - t0
+    return folder, 0.0
+
+
+def detect_field(folder: Path, weighting: str, threshold: float | None = None
+                 ) -> tuple[Path, dict]:
+    """Run detect with the model chosen from the header; if it refuses, say why and force one.
+
+    ``threshold``: detect's fixed ``--threshold`` instead of the model's dynamic one. Results are
+    cached per model version (card + weights digest, as benchmarks/detection.py does), so a
+    retuned bundled model is run again.
+    """
+    from radiofind.detect.run import detect
+    from radiofind.errors import RadiofindError
+
+    image = folder / f"{weighting}-image.fits"
+    refused = None
+    try:
+        model, digest = model_for(image)
+    except RadiofindError as err:  # the header matches no model: force the weighting's own
+        refused, model = str(err), f"meerkat-{weighting}"
+        digest = model_digest(model)
+    tag = f"-{model}-{digest}" + ("" if threshold is None else f"-thr{threshold:g}")
+    out = folder / f"{weighting}-radiofind{tag}"
+    cat = out / f"{weighting}-image.radiofind.fits"
+    info_path = folder / f"{weighting}-detect{tag}.json"
+    if cat.exists() and info_path.exists():
+        info = json.loads(info_path.read_text())
+        info["seconds_this_run"] = 0.0
+        return cat, info
+    if refused:
+        print(f"    detect refused {folder.name} {weighting}: {refused}", flush=True)
+    t0 = time.perf_counter()
+    res = detect(image=str(image), outdir=str(out), formats=["fits"], overwrite=True,
+                 threshold=threshold, model=model if refused else None)
+    info = {"refused": refused} if refused else {}
+    info.update(model=res["model"], model_version=digest, model_reason=res["model_reason"],
+                n_sources=res["n_sources"], threshold=res["threshold"],
+                seconds=round(time.perf_counter() - t0, 2))
+    info_path.write_text(json.dumps(info, indent=1) + "\n")
+    info["seconds_this_run"] = info["seconds"]
+    return cat, info
+
+
+def model_digest(name: str) -> str:
+    """The digest model_for gives, for a model named rather than chosen from a header."""
+    import hashlib
+
+    from radiofind.detect.models import resolve_model
+
+    path = resolve_model(name).path
+    return hashlib.sha1((path / "card.json").read_bytes()
+                        + (path / "weights.npz").read_bytes()).hexdigest()[:10]
+
+
+def above_five(match, catalog: Path) -> dict:
+    """Counts behind C(>=5) (true SNR) and P(>=5) (the catalogue's own snr column)."""
+    from radiofind.io.catalog import read_catalog
+
+    det_snr = np.asarray(read_catalog(catalog)["snr"], float)
+    true5 = np.nan_to_num(match.truth_snr, nan=-1.0) >= 5
+    det5 = det_snr >= 5
+    return {"n_true5": int(true5.sum()), "n_true5_found": int(match.truth_found[true5].sum()),
+            "n_det5": int(det5.sum()), "n_det5_tp": int(match.det_is_tp[det5].sum())}
+
+
+def strong_source_check(folder: Path, baseline: Path, weighting: str, catalog: Path, match,
+                        base_catalog: Path) -> dict:
+    """Was the strong source (the truth's last row) found; unmatched detections near it, here
+    and at the same place in the baseline field (the same sky without it)."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    from radiofind.evaluate.run import table_radec
+    from radiofind.io.catalog import read_catalog
+
+    image, t_ra, t_dec, snr, _ = field_truth(folder, weighting)
+    where = SkyCoord(t_ra[-1] * u.deg, t_dec[-1] * u.deg)
+    radius = SPUR_BEAMS * image.beam.size_deg
+
+    def near(cat: Path, is_tp: np.ndarray) -> int:
+        d_ra, d_dec = table_radec(read_catalog(cat), "catalogue")
+        sep = where.separation(SkyCoord(d_ra * u.deg, d_dec * u.deg)).deg
+        return int(np.sum((sep <= radius) & ~is_tp))
+
+    d_ra, d_dec = table_radec(read_catalog(catalog), "catalogue")
+    nearest = (where.separation(SkyCoord(d_ra * u.deg, d_dec * u.deg)).deg.min()
+               / image.beam.size_deg if len(d_ra) else math.nan)
+    base = field_match(baseline, weighting, base_catalog)
+    return {"snr": float(snr[-1]), "found": bool(match.truth_found[-1]),
+            "nearest_detection_beams": float(nearest),
+            "unmatched_within": near(catalog, match.det_is_tp),
+            "baseline_unmatched_within": near(base_catalog, base.det_is_tp)}
+
+
+def baseline_threshold(work: Path, seeds: list[int], weighting: str) -> float:
+    """Mean dynamic TBD threshold detect chooses on the baseline fields (made if missing)."""
+    thresholds = [detect_field(simulate_field(work, "baseline", seed)[0], weighting)[1]
+                  ["threshold"] for seed in seeds]
+    return round(float(np.mean(thresholds)), 3)
+
+
+def ratio(num: int, den: int) -> float:
+    return num / den if den else math.nan
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--fields", type=int, default=2, help="fields per variant")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help=f"comma-separated subset of: {', '.join(VARIANTS)}")
+    ap.add_argument("--work", default=str(HERE / "work" / "generalisation"),
+                    help="simulated fields and catalogues (reused)")
+    ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--no-fixed-threshold", action="store_true",
+                    help="skip the second detect run at the baseline's TBD threshold")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+
+    from radiofind.detect.models import bundled_models
+    from radiofind.evaluate.run import json_safe, score_fields
+
+    work = Path(args.work)
+    seeds = list(range(FIRST_SEED, FIRST_SEED + args.fields))
+    valid = {m.name: list(m.beam_range()) for m in bundled_models().values()}
+    results: dict = {"fields": args.fields, "seeds": seeds, "spur_radius_beams": SPUR_BEAMS,
+                     "model_valid_beam_pixels": valid, "variants": {}}
+    t_all = time.perf_counter()
+    for variant in variants:
+        t_var = time.perf_counter()
+        folders, sim_s = [], 0.0
+        for seed in seeds:
+            folder, dt = simulate_field(work, variant, seed)
+            folders.append(folder)
+            sim_s += dt
+            if dt:
+                print(f"  {variant}: simulated {folder.name} in {dt:.0f} s", flush=True)
+        sims = [json.loads((f / "simulation.json").read_text()) for f in folders]
+        vres: dict = {"what": VARIANTS[variant][0],
+                      "simulate": {k: v for k, v in sims[0]["parameters"].items()
+                                   if k not in ("outdir", "seed", "ra", "dec", "overwrite")},
+                      "pointings_deg": [[s["observation"]["ra_deg"], s["observation"]["dec_deg"]]
+                                        for s in sims],
+                      "seconds": {"simulate": round(sim_s, 1)}, "weightings": {}}
+        for w in WEIGHTINGS:
+            matches, infos, counts, strong = [], [], [], []
+            for folder in folders:
+                cat, info = detect_field(folder, w)
+                infos.append(info)
+                match = field_match(folder, w, cat)
+                matches.append(match)
+                counts.append(above_five(match, cat))
+                if variant == "strong-source":
+                    base = simulate_field(work, "baseline", int(folder.name.split("-")[1]))[0]
+                    strong.append(strong_source_check(folder, base, w, cat, match,
+                                                      detect_field(base, w)[0]))
+            full = score_fields(matches)
+            res = summary(full)
+            # True sources and detections in the SNR 3, 4, 5 bins: how much each PC rests on.
+            k = {s: int(round(s / full["bins"]["width"])) for s in (3, 4, 5)}
+            res["n_true_bin"] = {str(s): full["tp_true"][i] + full["fn"][i] for s, i in k.items()}
+            res["n_det_bin"] = {str(s): full["tp_det"][i] + full["fp"][i] for s, i in k.items()}
+            tot = {k: sum(c[k] for c in counts) for k in counts[0]}
+            res.update(tot, c_ge5=ratio(tot["n_true5_found"], tot["n_true5"]),
+                       p_ge5=ratio(tot["n_det5_tp"], tot["n_det5"]))
+            beams = [field_truth(f, w)[0].beam_pixels for f in folders]
+            versions = sorted({f"{i['model']}-{i['model_version']}" for i in infos})
+            if len(versions) > 1:
+                print(f"    WARNING: {variant} {w} scored with several model versions {versions}",
+                      flush=True)
+            wres = {"scores": res, "models": sorted({i["model"] for i in infos}),
+                    "model_versions": versions,
+                    "model_reasons": [i["model_reason"] for i in infos],
+                    "refused": [i["refused"] for i in infos if "refused" in i],
+                    "tbd_thresholds": [round(i["threshold"], 3) for i in infos],
+                    "beam_pixels": [round(b, 2) for b in beams],
+                    "beam_arcsec": [[round(s["images"][w]["beam_arcsec"][k], 2)
+                                     for k in ("bmaj", "bmin")] for s in sims],
+                    "detect_seconds": round(sum(i["seconds_this_run"] for i in infos), 1)}
+            if strong:
+                wres["strong_source"] = strong
+            if not args.no_fixed_threshold:
+                thr = baseline_threshold(work, seeds, w)
+                # The same network output cut at the baseline's threshold: tells the network's
+                # generalisation apart from that of the dynamic threshold finder.
+                fixed = []
+                for folder in folders:
+                    cat, info = detect_field(folder, w, threshold=thr)
+                    fixed.append(field_match(folder, w, cat))
+                    wres["detect_seconds"] = round(wres["detect_seconds"]
+                                                   + info["seconds_this_run"], 1)
+                wres["at_baseline_threshold"] = {"threshold": thr,
+                                                 **summary(score_fields(fixed))}
+            vres["weightings"][w] = wres
+            vres["seconds"][f"detect_{w}"] = wres["detect_seconds"]
+            print(f"{variant:14s} {w:8s} model {','.join(wres['models'])}"
+                  f"{' (forced: header refused)' if wres['refused'] else ''} beam "
+                  f"{np.mean(beams):.1f} px | PC3 {fmt(res['pc3'])} PC4 {fmt(res['pc4'])} "
+                  f"PC5 {fmt(res['pc5'])} S90 {fmt(res['s90'])} C>=5 {fmt(res['c_ge5'])} "
+                  f"P>=5 {fmt(res['p_ge5'])} det {res['n_detections']}"
+                  + (f" | strong: {strong}" if strong else ""), flush=True)
+        vres["seconds"]["total_this_run"] = round(time.perf_counter() - t_var, 1)
+        results["variants"][variant] = vres
+        print(f"  {variant}: timings (s) {vres['seconds']}", flush=True)
+    results["seconds_total_this_run"] = round(time.perf_counter() - t_all, 1)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "generalisation.json").write_text(
+        json.dumps(json_safe(results), indent=1, allow_nan=False) + "\n")
+    table = markdown(results)
+    (out / "generalisation.md").write_text(table)
+    sys.stdout.write(table)
+    print(f"total {results['seconds_total_this_run']:.0f} s this run")
+
+
+def markdown(results: dict) -> str:
+    lines = [f"Held-out MeerKAT fields ({results['fields']} per variant, seeds "
+             f"{results['seeds'][0]}-{results['seeds'][-1]}; baseline 1024² at 1.5\", "
+             f"{N_SOURCES} sources, SNR scale {SNR_SCALE}); bundled model chosen from the header. "
+             "C(≥5): true SNR ≥ 5 found; P(≥5): detections with catalogue snr ≥ 5 that are "
+             "true; N≥5: true sources with SNR ≥ 5.", "",
+             "PC3/4/5, S90 @ base thr: the same network maps cut at the baseline's mean TBD "
+             "threshold instead of the dynamic one.", "",
+             "| variant | weighting | model | beam px | TBD thr | PC3 | PC4 | PC5 | S90 | C(≥5) "
+             "| P(≥5) | N≥5 | detections | PC3/4/5, S90 @ base thr |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    strong_rows = []
+    for name, v in results["variants"].items():
+        for w, r in v["weightings"].items():
+            s = r["scores"]
+            model = ",".join(r["models"]) + (" (forced)" if r["refused"] else "")
+            b = r.get("at_baseline_threshold")
+            fixed = ("/".join(fmt(b[k]) for k in ("pc3", "pc4", "pc5")) + f", {fmt(b['s90'])}"
+                     if b else "-")
+            lines.append(f"| {name} | {w} | {model} | {np.mean(r['beam_pixels']):.1f} | "
+                         f"{fmt(float(np.mean(r['tbd_thresholds'])))} | {fmt(s['pc3'])} | "
+                         f"{fmt(s['pc4'])} | {fmt(s['pc5'])} | {fmt(s['s90'])} "
+                         f"| {fmt(s['c_ge5'])} | {fmt(s['p_ge5'])} | {s['n_true5']} | "
+                         f"{s['n_detections']} | {fixed} |")
+            for k, st in enumerate(r.get("strong_source", [])):
+                base = st.get("baseline_unmatched_within")
+                strong_rows.append(
+                    f"| {w} | {results['seeds'][k]} | {st['snr']:.0f} | "
+                    f"{'yes' if st['found'] else 'no'} | {st['nearest_detection_beams']:.2f} | "
+                    f"{st['unmatched_within']} | "
+                    f"{'-' if base is None else base} |")
+    if strong_rows:
+        lines += ["", f"Strong source (SNR 2000): unmatched detections within "
+                      f"{results['spur_radius_beams']:g} beams of it, and at the same place in "
+                      "the baseline image (the same sky without it).", "",
+                  "| weighting | seed | measured SNR | found | nearest detection (beams) "
+                  "| unmatched near it | baseline |",
+                  "|---|---|---|---|---|---|---|", *strong_rows]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
