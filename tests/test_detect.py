@@ -162,3 +162,19 @@ def test_blended_sources_are_split_into_two_detections():
     assert sorted(np.rint(split.x)) == [40, 52] and np.all(np.rint(split.y) == 50)
     # Peaks closer than the deblending distance stay one source.
     assert len(find_blobs(tmap, delta_max=100, a_min=5, threshold=0.3, deblend=15.0).x) == 1
+
+
+def test_one_very_bright_source_does_not_move_the_threshold():
+    from radiofind.detect import blobs
+
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:400, :400]
+    tmap = np.abs(rng.normal(0, 0.05, (400, 400)))
+    for cy, cx, amp in zip(rng.uniform(20, 380, 40), rng.uniform(20, 380, 40),
+                           rng.uniform(0.2, 3.0, 40), strict=True):
+        tmap += amp * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 2.5**2))
+    bright = tmap + 1e4 * np.exp(-((yy - 200) ** 2 + (xx - 200) ** 2) / (2 * 2.5**2))
+    kw = {"delta_max": 3000, "n_steps": 50}
+    tau, *_ = blobs.dynamic_threshold(tmap, **kw)
+    tau_bright, *_ = blobs.dynamic_threshold(bright, **kw)
+    assert tau_bright == pytest.approx(tau, rel=0.15)
