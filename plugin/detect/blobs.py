@@ -288,9 +288,14 @@ def blob_table(tiles, tau: float, *, deblend: float | None = None) -> dict[str, 
         lut[nodes[inside] - off] = reps[inside]
         luts.append(lut)
     split = _split_plan(first, luts, int(n.sum()), tiles.shape[1]) if deblend else {}
-    parts = dask.compute(*[dask.delayed(_tile_sums)(b, tau, lut, o, tiles.shape[1], split)
-                           for b, lut, o in zip(grid.ravel(), luts, origins, strict=True)])
-    return _combine(parts)
+    multi = np.fromiter(split, dtype=np.int64, count=len(split))
+    tasks = []
+    for b, lut, o in zip(grid.ravel(), luts, origins, strict=True):
+        # Each tile gets only the split plans of its own blobs (a small, cheap argument).
+        mine = {int(g): split[int(g)] for g in np.intersect1d(lut, multi)}
+        tasks.append(dask.delayed(_tile_sums)(b, tau, lut, o, tiles.shape[1],
+                                              dask.delayed(mine, traverse=False)))
+    return _combine(dask.compute(*tasks))
 
 
 def _peak_mask(block: np.ndarray, size: int) -> np.ndarray:
