@@ -13,6 +13,7 @@
 
     python benchmarks/scale.py                      # all three (~1 h on 2 cores)
     python benchmarks/scale.py --parts a,c --big-size 8192
+    python benchmarks/scale.py --parts t     # blob detection alone on (b)'s map
 
 Writes benchmarks/results/scale.json and scale.md (the README's table). Inputs are kept in
 benchmarks/work/scale/ and reused.
@@ -182,6 +183,27 @@ def part_b(work: Path, size: int, chunk: int) -> dict:
             "radiofind": det}
 
 
+def part_t(work: Path, size: int, chunk: int) -> dict:
+    """Blob detection alone on part (b)'s network map, as detect runs it (model's TBD settings)."""
+    import dask.array as da
+
+    from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs
+    from radiofind.detect.models import resolve_model
+    from radiofind.io.images import FitsPlane, open_image
+
+    path = work / f"b-radiofind-{size}" / f"synthetic-{size}.radiofind-map.fits"
+    tmap = da.from_array(FitsPlane(str(path)), chunks=(chunk, chunk), lock=False, asarray=False,
+                         meta=np.empty((0, 0), dtype=np.float32))
+    beam = open_image(path).beam_pixels
+    tbd = {"deblend_beams": DEBLEND_BEAMS, **resolve_model("meerkat-natural").tbd}
+    t0 = time.perf_counter()
+    blobs = find_blobs(tmap, delta_max=tbd["delta_max"], a_min=int(tbd["a_min"]),
+                       centre=tbd["centre"], n_steps=int(tbd.get("n_steps", 50)),
+                       deblend=tbd["deblend_beams"] * beam)
+    return {"map": str(path), "seconds": time.perf_counter() - t0, "n": len(blobs.x),
+            "threshold": blobs.threshold}
+
+
 def part_c(size: int) -> dict:
     import tensorflow as tf
 
@@ -245,6 +267,10 @@ def table(res: dict) -> str:
                      f"{k}: {v:.2f}" for k, v in b["completeness_by_snr"].items()) + " |",
                  f"| (b) detections matching an injected source | {b['detections_matched']:.3f} "
                  f"of {b['n_detections']} |"]
+    if "t" in res:
+        t = res["t"]
+        rows += [f"| (b) blob detection alone on that map (current code) | {t['seconds']:.0f} s, "
+                 f"{t['n']} sources, threshold {t['threshold']:.3g} |"]
     if "c" in res:
         c = res["c"]
         rows += [f"| (c) network throughput ({c['size']}², chunk {c['best_chunk']}) | "
@@ -278,6 +304,9 @@ def main() -> None:
     if "b" in parts:
         res["b"] = part_b(work, args.big_size, args.chunk)
         print(json.dumps(res["b"], indent=1))
+    if "t" in parts:
+        res["t"] = part_t(work, args.big_size, args.chunk)
+        print(json.dumps(res["t"], indent=1))
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(res, indent=1, default=float))
     (HERE / "results" / "scale.md").write_text(table(res))

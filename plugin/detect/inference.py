@@ -26,6 +26,27 @@ _NETWORKS: dict = {}
 _LOCK = threading.Lock()
 
 
+_GRAPHS: dict = {}
+_RUN_LOCK = threading.Lock()
+
+
+def _graph(net):
+    """The network's forward pass as one compiled TensorFlow graph (cached per network).
+
+    Calling the Keras model eagerly dispatches layer by layer; the traced graph runs the same
+    arithmetic ~1.5x faster on CPU (0.80 -> 1.23 Mpix/s on a 2048² image, 2 cores). Shapes are
+    traced loosely, so edge blocks of other sizes do not each build a new graph.
+    """
+    key = id(net)
+    with _LOCK:
+        if key not in _GRAPHS:
+            import tensorflow as tf
+
+            _GRAPHS[key] = (net, tf.function(lambda x: net(x, training=False),
+                                             reduce_retracing=True))
+        return _GRAPHS[key][1]
+
+
 class KerasBlock:
     """A Keras model as a block function: (H, W) image -> (H, W) map."""
 
@@ -36,7 +57,11 @@ class KerasBlock:
         return self.model
 
     def __call__(self, block: np.ndarray) -> np.ndarray:
-        out = self.network()(block[None, :, :, None].astype(np.float32), training=False)
+        graph = _graph(self.network())
+        # One block at a time per process: TensorFlow already spreads a block over every core,
+        # and two blocks at once only contend (1.03 vs 1.23 Mpix/s measured on 2 cores).
+        with _RUN_LOCK:
+            out = graph(block[None, :, :, None].astype(np.float32))
         return np.asarray(out)[0, :, :, 0]
 
 
