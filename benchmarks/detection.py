@@ -139,6 +139,8 @@ def main() -> None:
     ap.add_argument("--snr-scale", type=float, default=2.5)
     ap.add_argument("--work", default=str(HERE / "work"), help="simulated fields (reused)")
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--weightings", default=",".join(WEIGHTINGS),
+                    help="comma-separated: natural, uniform (those with a bundled model)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -153,7 +155,7 @@ def main() -> None:
     results = {"telescope": args.telescope, "test_fields": [f.name for f in test],
                "val_fields": [f.name for f in val], "size": args.size,
                "n_sources": args.n_sources, "snr_scale": args.snr_scale, "weightings": {}}
-    for w in WEIGHTINGS:
+    for w in args.weightings.split(","):
         # Tune PyBDSF on the validation fields: best PC3, then lowest S90.
         tuning = {}
         for thr in PYBDSF_GRID:
