@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
 
 from radiofind.errors import RadiofindError
 from radiofind.io.catalog import check_formats, make_catalog, output_names, write_catalog
@@ -92,7 +93,9 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
         t1 = time.perf_counter()
         tmap = da.where(finite, predict_map(mdl.block(), mdl.architecture, normalised), np.nan)
         map_path = stage.path(map_name)
-        header = {"BUNIT": "", "RFMODEL": mdl.name,
+        # RFTHRESH is reserved now and filled in after TBD, so the header keeps its size and the
+        # update is in place (a header that grows would make astropy rewrite the whole map).
+        header = {"BUNIT": "", "RFMODEL": mdl.name, "RFTHRESH": 0.0,
                   "HISTORY": "radiofind network output map (SNR-boosted)"}
         da.store(tmap.astype(np.float32), FitsMapWriter(map_path, (ny, nx), img, header),
                  lock=False)
@@ -113,8 +116,6 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                            "DELTAMAX": tbd["delta_max"], "AMIN": int(tbd["a_min"]),
                            "CENTRE": tbd["centre"], "NOISEMAP": noise})
         write_catalog(table, stage, names["base"], formats)
-        from astropy.io import fits
-
         fits.setval(map_path, "RFTHRESH", value=blobs.threshold)
     summary = {"image": image, "model": mdl.name, "model_reason": why, "n_sources": len(table),
                "threshold": blobs.threshold, "noise": sigma, "noise_mode": noise, "tbd": tbd,
