@@ -81,7 +81,10 @@ def threshold_ladder(tmap, n_steps: int, valid: np.ndarray | None = None) -> np.
 
     tiles = as_tiles(tmap, valid)
     top = float(da.nanmax(tiles).compute())
-    floor = clipped_sigma(pixel_sample(tiles))
+    return _ladder(top, clipped_sigma(pixel_sample(tiles)), n_steps)
+
+
+def _ladder(top: float, floor: float, n_steps: int) -> np.ndarray:
     if not top > floor:
         return np.array([top])
     return np.geomspace(min(top, LADDER_SPAN * floor), floor, n_steps)
@@ -95,9 +98,13 @@ def dynamic_threshold(tmap, *, delta_max: float, n_steps: int = 50,
     -------
     threshold, ladder, counts
     """
+    import dask
+    import dask.array as da
+
     tiles = as_tiles(tmap, valid)
-    ladder = threshold_ladder(tiles, n_steps)
-    area = _finite_pixels(tiles)
+    # The map's maximum and its count of usable pixels in one pass over the tiles.
+    top, area = dask.compute(da.nanmax(tiles), da.isfinite(tiles).sum())
+    ladder = _ladder(float(top), clipped_sigma(pixel_sample(tiles)), n_steps)
     allowed = max(delta_max * area / REFERENCE_AREA, 1.0)
     counts = np.zeros(0, dtype=int)
     for start in range(0, len(ladder), COUNT_BATCH):
@@ -107,12 +114,6 @@ def dynamic_threshold(tmap, *, delta_max: float, n_steps: int = 50,
             i = jumps[0] + 1
             return float(ladder[i - 1]), ladder[: i + 1], counts[: i + 1]
     return float(ladder[-1]), ladder, counts
-
-
-def _finite_pixels(tiles) -> int:
-    import dask.array as da
-
-    return int(da.isfinite(tiles).sum().compute())
 
 
 def count_blobs(tiles, thresholds) -> np.ndarray:
