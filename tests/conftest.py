@@ -7,8 +7,10 @@
                                  # (containers/build.sh: podman, root or sudo, network)
 """
 
+import json
 import os
 
+import numpy as np
 import pytest
 
 # Keep TensorFlow quiet and on the CPU threads we have.
@@ -30,3 +32,20 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if marker in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def random_model(tmp_path_factory):
+    """An untrained network packaged as a model folder (tests the plumbing, not the science)."""
+    import keras
+
+    from radiofind.detect.network import DEFAULT_ARCHITECTURE, build_network, get_weights
+
+    keras.utils.set_random_seed(1)
+    path = tmp_path_factory.mktemp("model")
+    np.savez(path / "weights.npz", **get_weights(build_network(**DEFAULT_ARCHITECTURE)))
+    card = {"name": "test-random", "telescope": "MeerKAT", "architecture": DEFAULT_ARCHITECTURE,
+            "tbd": {"delta_max": 100, "a_min": 3, "centre": "mean", "n_steps": 30},
+            "valid": {"beam_pixels": [2, 8], "beam_pixels_trained": 4}}
+    (path / "card.json").write_text(json.dumps(card))
+    return path

@@ -1,6 +1,5 @@
 """Thresholded blob detection, chunked inference, and the detect command on synthetic images."""
 
-import json
 
 import numpy as np
 import pytest
@@ -88,23 +87,6 @@ def test_chunked_inference_equals_one_pass_on_uneven_chunks():
     chunked = predict_map(net, DEFAULT_ARCHITECTURE, data, chunk=64)  # 64+64+22 by 64+64+64+25
     assert np.abs(whole).max() > 0
     np.testing.assert_allclose(chunked, whole, atol=1e-5 * np.abs(whole).max())
-
-
-@pytest.fixture(scope="module")
-def random_model(tmp_path_factory):
-    """An untrained network packaged as a model folder (tests the plumbing, not the science)."""
-    import keras
-
-    from radiofind.detect.network import DEFAULT_ARCHITECTURE, build_network, get_weights
-
-    keras.utils.set_random_seed(1)
-    path = tmp_path_factory.mktemp("model")
-    np.savez(path / "weights.npz", **get_weights(build_network(**DEFAULT_ARCHITECTURE)))
-    card = {"name": "test-random", "telescope": "MeerKAT", "architecture": DEFAULT_ARCHITECTURE,
-            "tbd": {"delta_max": 100, "a_min": 3, "centre": "mean", "n_steps": 30},
-            "valid": {"beam_pixels": [2, 8], "beam_pixels_trained": 4}}
-    (path / "card.json").write_text(json.dumps(card))
-    return path
 
 
 def test_detect_writes_catalogue_and_map_with_the_input_wcs(tmp_path, random_model):

@@ -269,9 +269,11 @@ def blob_table(tiles, tau: float, *, deblend: float | None = None) -> dict[str, 
     origins = [(ys[i], xs[j]) for i in range(grid.shape[0]) for j in range(grid.shape[1])]
     if deblend:
         radius = int(np.ceil(deblend))
-        peak_grid = tiles.map_overlap(_peak_mask, depth=radius, boundary="none",
-                                      size=2 * radius + 1, dtype=bool,
-                                      meta=np.empty((0, 0), dtype=bool)).to_delayed().ravel()
+        peaks = tiles.map_overlap(_peak_mask, depth=radius, boundary="none",
+                                  size=2 * radius + 1, dtype=bool,
+                                  meta=np.empty((0, 0), dtype=bool))
+        # dask merges tiles thinner than the halo before overlapping them: back to the tiles.
+        peak_grid = peaks.rechunk(tiles.chunks).to_delayed().ravel()
     else:
         peak_grid = [None] * grid.size
     first = dask.compute(*[dask.delayed(_label_and_peaks)(b, p, tau, o)

@@ -284,6 +284,75 @@ def _to_image(plane: _Plane, header: fits.Header, path: str, *, require_beam: bo
     return Image(data=plane, wcs=wcs, beam=beam, header=out, path=path)
 
 
+def block_mean(data, factor: int, *, chunk: int | None = None):
+    """Average ``data`` in ``factor`` x ``factor`` blocks, ignoring blank (NaN) pixels.
+
+    The image is padded with blanks to a multiple of ``factor``, so edge blocks average the
+    pixels they have; a block with no finite pixel stays blank. Works on numpy arrays and,
+    lazily, on dask arrays (then rechunked so every output block is ``chunk`` pixels a side,
+    default: the input's chunk size divided by ``factor``).
+    """
+    factor = int(factor)
+    if factor == 1:
+        return data
+    ny, nx = data.shape
+    pad = ((0, -ny % factor), (0, -nx % factor))
+    if hasattr(data, "dask"):
+        import dask.array as da
+
+        if any(p for _, p in pad):
+            data = da.pad(data, pad, mode="constant", constant_values=np.nan)
+        out_chunk = chunk or max(1, max(data.chunksize) // factor)
+        data = data.rechunk((factor * out_chunk, factor * out_chunk))
+        return data.map_blocks(_block_mean, factor, dtype=np.float32,
+                               chunks=tuple(tuple(c // factor for c in cs) for cs in data.chunks),
+                               meta=np.empty((0, 0), dtype=np.float32))
+    if any(p for _, p in pad):
+        data = np.pad(data, pad, constant_values=np.nan)
+    return _block_mean(data, factor)
+
+
+def _block_mean(block: np.ndarray, factor: int) -> np.ndarray:
+    ny, nx = block.shape
+    cells = block.reshape(ny // factor, factor, nx // factor, factor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-blank blocks: NaN, as meant
+        return np.nanmean(cells, axis=(1, 3)).astype(np.float32)
+
+
+def binned(img: Image, factor: int, *, chunk: int | None = None) -> Image:
+    """``img`` averaged in ``factor`` x ``factor`` pixel blocks (see :func:`block_mean`), with its
+    WCS rescaled so every binned pixel's centre is the centre of the block it averages.
+
+    Binned pixel ``q`` covers input pixels ``q * factor ... q * factor + factor - 1``; see
+    :func:`unbinned_pixels` for the way back. The beam, in degrees, is unchanged.
+    """
+    factor = int(factor)
+    if factor < 1:
+        raise RadiofindError(f"binning factor must be >= 1, got {factor}")
+    if factor == 1:
+        return img
+    wcs = img.wcs.deepcopy()
+    # 1-based: input pixel p (0-based) is binned pixel (p - (f - 1) / 2) / f.
+    wcs.wcs.crpix = (np.asarray(wcs.wcs.crpix) - 0.5) / factor + 0.5
+    if wcs.wcs.has_cd():
+        wcs.wcs.cd = np.asarray(wcs.wcs.cd) * factor
+    else:
+        wcs.wcs.cdelt = np.asarray(wcs.wcs.cdelt) * factor
+    wcs.wcs.set()
+    header = img.header.copy()
+    header.update(wcs.to_header())
+    header["RFBIN"] = (factor, "radiofind: input pixels per side of each pixel")
+    return Image(data=block_mean(img.data, factor, chunk=chunk), wcs=wcs, beam=img.beam,
+                 header=header, path=img.path)
+
+
+def unbinned_pixels(x, y, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """0-based pixel positions on a :func:`binned` grid -> the same positions in input pixels."""
+    shift = (int(factor) - 1) / 2
+    return np.asarray(x) * factor + shift, np.asarray(y) * factor + shift
+
+
 def write_fits_to(path: str | os.PathLike, data: np.ndarray, like: Image,
                   extra: dict | None = None) -> None:
     """Write a 2-D map with the WCS, beam and telescope keywords of ``like``.

@@ -15,7 +15,7 @@ import numpy as np
 
 from radiofind.errors import RadiofindError
 from radiofind.io.catalog import read_catalog
-from radiofind.io.images import Image, read_image
+from radiofind.io.images import Image, binned, read_image
 from radiofind.noise import robust_rms
 from radiofind.training.demand import coefficient_image, demand_image
 
@@ -25,7 +25,8 @@ class Field:
     """One simulated field at one weighting."""
 
     name: str
-    image: Image
+    image: Image  # as simulated (truth SNRs and matching use it)
+    grid: Image  # what the network sees: the image binned by the model's input.bin
     normalised: np.ndarray
     truth_x: np.ndarray
     truth_y: np.ndarray
@@ -81,13 +82,15 @@ def describe_training_set(folders: list[Path]) -> dict:
     return summary
 
 
-def load_field(folder: Path, weighting: str) -> Field:
+def load_field(folder: Path, weighting: str, *, bin: int = 1) -> Field:
+    """One field, averaged in ``bin`` x ``bin`` pixel blocks for the network (as at detection)."""
     img = read_image(folder / f"{weighting}-image.fits")
+    grid = binned(img, bin)
     truth = read_catalog(folder / "truth.fits")
-    x, y = img.world_to_pixel(truth["ra"], truth["dec"])
-    noise = robust_rms(img.data)
-    normalised = np.nan_to_num(img.data / noise).astype(np.float32)
-    return Field(folder.name, img, normalised, x, y, np.asarray(truth["ra"]),
+    x, y = grid.world_to_pixel(truth["ra"], truth["dec"])
+    noise = robust_rms(grid.data)
+    normalised = np.nan_to_num(grid.data / noise).astype(np.float32)
+    return Field(folder.name, img, grid, normalised, x, y, np.asarray(truth["ra"]),
                  np.asarray(truth["dec"]))
 
 

@@ -53,7 +53,7 @@ def retune(*, model: str, data: str, centres=("mean", "centroid", "peak")) -> di
 
     mdl = load_model(model)
     card = mdl.card
-    fields = [load_field(Path(data) / name, card["weighting"])
+    fields = [load_field(Path(data) / name, card["weighting"], bin=card["input"].get("bin", 1))
               for name in card["validation"]["fields"]]
     net = mdl.network()
     tmaps = [predict_map(net, mdl.architecture, f.normalised) for f in fields]
@@ -94,15 +94,15 @@ def validation_scores(fields, tmaps, *, delta_max: float, a_min: int, centre: st
     deblend_beams = DEBLEND_BEAMS if deblend_beams is None else deblend_beams
     matches = []
     for field, tmap in zip(fields, tmaps, strict=True):
-        img = field.image
+        grid = field.grid
         tau = None if thresholds is None else thresholds[field.name]
         blobs = find_blobs(tmap, delta_max=delta_max, a_min=a_min, centre=centre, n_steps=n_steps,
-                           threshold=tau, valid=np.isfinite(img.data),
-                           deblend=deblend_beams * img.beam_pixels)
+                           threshold=tau, valid=np.isfinite(grid.data),
+                           deblend=deblend_beams * grid.beam_pixels)
         snr, noise = truth[field.name]
-        ra, dec = img.pixel_to_world(blobs.x, blobs.y)
-        matches.append(match_field(img, field.truth_ra, field.truth_dec, snr, noise, ra, dec,
-                                   match_radius=match_radius))
+        ra, dec = grid.pixel_to_world(blobs.x, blobs.y)
+        matches.append(match_field(field.image, field.truth_ra, field.truth_dec, snr, noise,
+                                   ra, dec, match_radius=match_radius))
     return score_fields(matches, snr_bin=snr_bin)
 
 
@@ -119,7 +119,7 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=("mean", "centroid", "pea
     for delta_max in DELTA_MAX_GRID:
         # The dynamic threshold depends on delta_max only: find it once per field.
         taus = {f.name: dynamic_threshold(t, delta_max=delta_max, n_steps=n_steps,
-                                          valid=np.isfinite(f.image.data))[0]
+                                          valid=np.isfinite(f.grid.data))[0]
                 for f, t in zip(fields, tmaps, strict=True)}
         for a_min, centre in itertools.product(A_MIN_GRID, centres):
             s = validation_scores(fields, tmaps, delta_max=delta_max, a_min=a_min, centre=centre,
@@ -140,7 +140,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
           version: str = "1", val_fraction: float = 0.2, epochs: int = 30,
           steps_per_epoch: int = 100, batch_size: int = 16, crop: int = 128,
           learning_rate: float = 1e-3, alpha: float = 0.75, b_n: float = 0.05,
-          horn_radius: float = 15.0, gauss_fwhm: float = 10.0, n_steps: int = 50,
+          horn_radius: float = 15.0, gauss_fwhm: float = 10.0, n_steps: int = 50, bin: int = 1,
           centres=("mean", "centroid", "peak"), seed: int = 1, overwrite: bool = False) -> dict:
     """Train a model on the simulated fields in ``data`` and write it to ``outdir``."""
     from radiofind.detect.blobs import DEBLEND_BEAMS
@@ -155,7 +155,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
     )
 
     for pname, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
-                         ("batch_size", batch_size), ("crop", crop)):
+                         ("batch_size", batch_size), ("crop", crop), ("bin", bin)):
         if value < 1:
             raise RadiofindError(f"{pname} must be >= 1, got {value}")
     if not 0 < val_fraction < 1:
@@ -173,8 +173,8 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
     with staged_outputs(outdir, ["card.json", "weights.npz", "history.json"],
                         overwrite=overwrite) as stage:
         t0 = time.perf_counter()
-        train_fields = [load_field(f, weighting) for f in train_folders]
-        val_fields = [load_field(f, weighting) for f in val_folders]
+        train_fields = [load_field(f, weighting, bin=bin) for f in train_folders]
+        val_fields = [load_field(f, weighting, bin=bin) for f in val_folders]
         demand = {"alpha": alpha, "b_n": b_n, "horn_radius": horn_radius, "gauss_fwhm": gauss_fwhm}
         for f in train_fields:
             attach_demand(f, **demand)
@@ -207,8 +207,11 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
         card = {
             "name": name, "version": str(version), "telescope": telescope, "weighting": weighting,
             "architecture": arch,
-            "input": {"normalisation": "image / radiofind.noise.robust_rms(image) "
-                                       "(clipped MAD); blanked pixels set to 0"},
+            "input": {"bin": bin,
+                      "normalisation": "image averaged in bin x bin pixel blocks (bin scaled "
+                                       "with the beam at detection), divided by "
+                                       "radiofind.noise.robust_rms (clipped MAD); blanked "
+                                       "pixels set to 0"},
             "demand": demand,
             "tbd": {"delta_max": best["delta_max"], "a_min": best["a_min"],
                     "centre": best["centre"], "n_steps": n_steps,

@@ -1,0 +1,109 @@
+"""Block-averaging oversampled images for the network: values, WCS, and the way back."""
+
+import json
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from astropy.wcs import WCS
+from synthetic import make_header, make_image, write_image
+
+from radiofind.io.images import binned, block_mean, open_image, read_image, unbinned_pixels
+
+
+def test_block_mean_ignores_blanks_and_dask_equals_numpy():
+    import dask.array as da
+
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(203, 170)).astype(np.float32)
+    data[12:16, :] = np.nan  # one whole row of 4 x 4 blocks
+    data[40:50, 60:80] = np.nan  # block rows 10-11 blank there, row 12 half blank
+    out = block_mean(data, 4)
+    assert out.shape == (51, 43)  # padded up to multiples of 4
+    assert out[1, 0] == pytest.approx(np.nanmean(data[4:8, 0:4]), rel=1e-5)
+    assert out[12, 15] == pytest.approx(np.mean(data[50:52, 60:64]), rel=1e-5)  # half-blank block
+    assert np.isnan(out[10:12, 15:20]).all()
+    assert np.isnan(out[3, :]).all()  # every pixel blank
+    # a partial block at the edge
+    assert out[50, 42] == pytest.approx(np.mean(data[200:203, 168:170]), rel=1e-5)
+    lazy = block_mean(da.from_array(data, chunks=(70, 33)), 4, chunk=16)
+    assert lazy.chunks[0][0] == 16
+    np.testing.assert_array_equal(lazy.compute(), out)
+    assert block_mean(data, 1) is data
+
+
+@pytest.mark.parametrize("cd", [False, True])
+def test_binned_pixels_sit_at_the_centres_of_their_blocks(tmp_path, cd):
+    header = make_header(100, scale_arcsec=2.0)
+    if cd:  # a rotated CD-matrix header
+        w = WCS(header)
+        angle = np.deg2rad(20)
+        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        w.wcs.cd = rot @ np.diag(w.wcs.cdelt)
+        header = w.to_header()
+        header.update({k: v for k, v in make_header(100).items() if k in ("BMAJ", "BMIN", "BPA")})
+    img = read_image(write_image(tmp_path / "f.fits", np.ones((100, 100), np.float32), header))
+    for factor in (2, 3, 4):
+        grid = binned(img, factor)
+        assert grid.beam_pixels == pytest.approx(img.beam_pixels / factor)
+        xb, yb = np.array([0.0, 7.3, 20.0]), np.array([0.0, 11.6, 5.5])
+        ra, dec = grid.pixel_to_world(xb, yb)
+        x, y = unbinned_pixels(xb, yb, factor)
+        ra0, dec0 = img.pixel_to_world(x, y)
+        np.testing.assert_allclose(ra, ra0, atol=1e-9)
+        np.testing.assert_allclose(dec, dec0, atol=1e-9)
+        assert grid.header["RFBIN"] == factor
+    # Lazy images bin lazily, to the same values.
+    lazy = binned(open_image(tmp_path / "f.fits", chunk=32), 3, chunk=16)
+    assert hasattr(lazy.data, "dask")
+    np.testing.assert_array_equal(lazy.data.compute(), binned(img, 3).data)
+
+
+def _binned_model(path, random_model, bin_):
+    card = json.loads((random_model / "card.json").read_text())
+    card.update({"name": f"test-bin{bin_}", "input": {"bin": bin_},
+                 "valid": {"beam_pixels": [2, 20], "beam_pixels_trained": 4.0 * bin_}})
+    path.mkdir()
+    (path / "card.json").write_text(json.dumps(card))
+    (path / "weights.npz").write_bytes((random_model / "weights.npz").read_bytes())
+    return path
+
+
+def test_bin_factor_follows_the_beam(tmp_path, random_model):
+    from radiofind.detect.models import load_model
+
+    model = load_model(_binned_model(tmp_path / "m", random_model, 2))
+    # Trained at 8-px beams binned by 2 (4 network pixels): scale the factor with the beam.
+    assert [model.bin_factor(b) for b in (3.0, 5.9, 8.0, 10.5, 12.0, 17.0)] == [1, 1, 2, 3, 3, 4]
+    assert load_model(random_model).bin_factor(4.0) == 1  # a card without input.bin
+
+
+def test_detect_bins_an_oversampled_image_and_reports_input_pixels(tmp_path, random_model):
+    from radiofind.detect.blobs import find_blobs
+    from radiofind.detect.run import detect
+
+    model = _binned_model(tmp_path / "m", random_model, 2)
+    data, *_ = make_image(130, n_sources=6, beam_pix=8.0)
+    image = write_image(tmp_path / "field.fits", data, make_header(130, beam_arcsec=12.0))
+    summary = detect(image=image, outdir=str(tmp_path / "out"), model=str(model), chunk=64)
+    assert summary["bin"] == 2
+    map_path = tmp_path / "out" / "field.radiofind-map.fits"
+    tmap = fits.getdata(map_path)
+    assert tmap.shape == (65, 65)
+    # The map's WCS is the binned grid's; blobs found on it are the catalogue's sources, at the
+    # same sky positions, given in input pixels.
+    grid = read_image(map_path, require_beam=False)
+    tbd = summary["tbd"]
+    blobs = find_blobs(tmap, delta_max=tbd["delta_max"], a_min=tbd["a_min"], centre=tbd["centre"],
+                       n_steps=tbd["n_steps"], deblend=tbd["deblend_beams"] * 4.0)
+    table = Table.read(tmp_path / "out" / "field.radiofind.fits")
+    assert len(table) == len(blobs.x) == summary["n_sources"] > 0
+    ra, dec = grid.pixel_to_world(blobs.x, blobs.y)
+    np.testing.assert_allclose(table["ra"], ra, atol=1e-8)
+    np.testing.assert_allclose(table["dec"], dec, atol=1e-8)
+    x, y = unbinned_pixels(blobs.x, blobs.y, 2)
+    np.testing.assert_allclose(table["x"], x)
+    # Peaks are read from the input image, not the averaged one.
+    np.testing.assert_allclose(table["peak"],
+                               data[np.rint(y).astype(int), np.rint(x).astype(int)], rtol=1e-6)
