@@ -45,14 +45,16 @@ def make_fields(root, n=3, size=96):
         Table({"ra": ra, "dec": dec, "x": x, "y": y}).write(folder / "truth.fits")
 
 
-def test_train_two_epochs_writes_a_usable_model(tmp_path):
+@pytest.mark.parametrize("bin_", [1, 2])
+def test_train_two_epochs_writes_a_usable_model(tmp_path, bin_):
     from radiofind.detect.models import load_model
     from radiofind.detect.run import detect
     from radiofind.training.train import train
 
     make_fields(tmp_path / "data")
     card = train(data=str(tmp_path / "data"), outdir=str(tmp_path / "model"), epochs=2,
-                 steps_per_epoch=2, batch_size=4, crop=32, horn_radius=3, gauss_fwhm=2, seed=3)
+                 steps_per_epoch=2, batch_size=4, crop=32, horn_radius=3, gauss_fwhm=2, seed=3,
+                 bin=bin_)
     saved = json.loads((tmp_path / "model" / "card.json").read_text())
     assert saved["name"] == "meerkat-natural" and saved == json.loads(json.dumps(card))
     assert len(saved["training"]["fields"]) == 2 and len(saved["validation"]["fields"]) == 1
@@ -63,6 +65,8 @@ def test_train_two_epochs_writes_a_usable_model(tmp_path):
     summary = detect(image=str(tmp_path / "data" / "field-0" / "natural-image.fits"),
                      outdir=str(tmp_path / "det"), model=str(model.path))
     assert summary["model"] == "meerkat-natural"
+    # A binned model records its factor, and detection bins the same images the same way.
+    assert saved["input"]["bin"] == summary["bin"] == bin_
 
 
 def test_train_needs_two_fields(tmp_path):
