@@ -12,7 +12,7 @@ types, defaults, choices and help. Conventions that keep the two identical:
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from typing import Any
 
@@ -37,12 +37,16 @@ def cab_parameters(cab: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {**(cab.get("inputs") or {}), **(cab.get("outputs") or {})}
 
 
-def _split_list(ctx, param, value):
+def _split_list(ctx, param, value, item_type=str):
     if value is None:
         return None
-    if isinstance(value, list | tuple):
-        return list(value)
-    return [item.strip() for item in str(value).split(",") if item.strip()]
+    items = value if isinstance(value, list | tuple) else [
+        item.strip() for item in str(value).split(",") if item.strip()]
+    try:
+        return [item_type(item) for item in items]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated {item_type.__name__} values, "
+                                 f"got {value!r}") from None
 
 
 def click_params(cab: dict[str, Any]) -> list[click.Parameter]:
@@ -63,7 +67,8 @@ def click_params(cab: dict[str, Any]) -> list[click.Parameter]:
         if dtype.startswith("List["):
             kind: Any = click.STRING
             default = ",".join(map(str, default)) if default is not None else None
-            callback = _split_list
+            item_type = {"List[float]": float, "List[int]": int}.get(dtype, str)
+            callback = partial(_split_list, item_type=item_type)
         else:
             kind = click.Path() if dtype in _PATH_TYPES else _TYPES.get(dtype, click.STRING)
             callback = None

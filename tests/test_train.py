@@ -69,6 +69,35 @@ def test_train_two_epochs_writes_a_usable_model(tmp_path, bin_):
     assert saved["input"]["bin"] == summary["bin"] == bin_
 
 
+def test_train_searches_the_demand_image_and_keeps_the_best(tmp_path):
+    from click.testing import CliRunner
+
+    from radiofind.cli import main
+
+    make_fields(tmp_path / "data")
+    result = CliRunner().invoke(main, [
+        "train", "--data", str(tmp_path / "data"), "-o", str(tmp_path / "model"),
+        "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4", "--crop", "32",
+        "--horn-radius", "3", "--gauss-fwhm", "2", "--alpha", "0.5,1", "--b-n", "0.05,0.3"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "model" / "card.json").read_text())
+    searched = card["demand"]["searched"]
+    assert searched["alpha"] == [0.5, 1.0] and searched["b_n"] == [0.05, 0.3]
+    tried = searched["validation"]
+    assert [(t["alpha"], t["b_n"]) for t in tried] == [(0.5, 0.05), (0.5, 0.3), (1.0, 0.05),
+                                                      (1.0, 0.3)]
+    # The kept network is the best of the recorded ones (PC3, then the lower S90).
+    def key(t):
+        return (round(t["pc3"] if t["pc3"] is not None else -1, 4),
+                -(t["s90"] if t["s90"] is not None else 99))
+    kept = max(tried, key=key)
+    assert (card["demand"]["alpha"], card["demand"]["b_n"]) == (kept["alpha"], kept["b_n"])
+    assert card["validation"]["PC3"] == kept["pc3"]
+    bad = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "data"), "-o",
+                                    str(tmp_path / "m2"), "--alpha", "x"])
+    assert bad.exit_code != 0 and "float" in bad.output
+
+
 def test_train_needs_two_fields(tmp_path):
     from radiofind.training.train import train
 

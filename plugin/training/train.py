@@ -127,32 +127,76 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=("mean", "centroid", "pea
             trials.append({"delta_max": delta_max, "a_min": a_min, "centre": centre,
                            "pc3": s["pc3"], "pc4": s["pc4"], "pc5": s["pc5"], "s90": s["s90"]})
 
-    def key(t):
-        pc3 = t["pc3"] if np.isfinite(t["pc3"]) else -1.0
-        s90 = t["s90"] if np.isfinite(t["s90"]) else 99.0
-        return (round(pc3, 4), -s90)
-
-    best = max(trials, key=key)
+    best = max(trials, key=_score_key)
     return best, trials
+
+
+def _values(name: str, value, low: float, high: float | None = None) -> list[float]:
+    values = [float(v) for v in (value if isinstance(value, list | tuple) else [value])]
+    if not values or any(v < low or (high is not None and v > high) for v in values):
+        raise RadiofindError(f"{name} must be in [{low}, {high if high is not None else 'inf'}], "
+                             f"got {value}")
+    return values
+
+
+def fit_network(train_fields, val_fields, *, demand: dict, rng: np.random.Generator, seed: int,
+                epochs: int, steps_per_epoch: int, batch_size: int, crop: int,
+                learning_rate: float, n_steps: int, centres) -> dict:
+    """Train one network for one demand image, then search its TBD settings on validation."""
+    import keras
+
+    from radiofind.detect.inference import predict_map
+    from radiofind.detect.network import DEFAULT_ARCHITECTURE, build_network
+    from radiofind.training.dataset import attach_demand, random_crops
+
+    t0 = time.perf_counter()
+    for f in train_fields:
+        attach_demand(f, **demand)
+    # Seed every source of randomness Keras/TF use (weights, shuffling).
+    keras.utils.set_random_seed(seed)
+    arch = dict(DEFAULT_ARCHITECTURE)
+    net = build_network(**arch)
+    net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+    losses = []
+    for epoch in range(epochs):
+        xs, ys = random_crops(train_fields, steps_per_epoch * batch_size, crop, rng)
+        hist = net.fit(xs, ys, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+        losses.append(float(hist.history["loss"][-1]))
+        log.info("alpha %g, b_n %g: epoch %d/%d loss %.5f", demand["alpha"], demand["b_n"],
+                 epoch + 1, epochs, losses[-1])
+    seconds = time.perf_counter() - t0
+    tmaps = [predict_map(net, arch, f.normalised) for f in val_fields]
+    best, trials = search_tbd(val_fields, tmaps, n_steps=n_steps, centres=centres)
+    log.info("alpha %g, b_n %g: best TBD on validation %s", demand["alpha"], demand["b_n"], best)
+    return {"net": net, "arch": arch, "losses": losses, "best": best, "trials": trials,
+            "seconds": seconds}
+
+
+def _score_key(best: dict) -> tuple:
+    """Best validation PC3 first, then the lower S90 (NaN counts as worst)."""
+    pc3 = best["pc3"] if np.isfinite(best["pc3"]) else -1.0
+    s90 = best["s90"] if np.isfinite(best["s90"]) else 99.0
+    return (round(pc3, 4), -s90)
 
 
 def train(*, data: str, outdir: str, weighting: str = "natural", name: str | None = None,
           version: str = "1", val_fraction: float = 0.2, epochs: int = 30,
           steps_per_epoch: int = 100, batch_size: int = 16, crop: int = 128,
-          learning_rate: float = 1e-3, alpha: float = 0.75, b_n: float = 0.05,
+          learning_rate: float = 1e-3, alpha=(0.75,), b_n=(0.05,),
           horn_radius: float = 15.0, gauss_fwhm: float = 10.0, n_steps: int = 50, bin: int = 1,
           centres=("mean", "centroid", "peak"), seed: int = 1, overwrite: bool = False) -> dict:
-    """Train a model on the simulated fields in ``data`` and write it to ``outdir``."""
+    """Train a model on the simulated fields in ``data`` and write it to ``outdir``.
+
+    ``alpha`` and ``b_n`` may be lists: one network is trained (same seed, same crops) for each
+    combination, its TBD settings searched, and the one with the best validation PC3 is kept;
+    every combination's result is recorded in the card (``demand.searched``) and history.
+    """
+    import copy
+
     from radiofind.detect.blobs import DEBLEND_BEAMS
-    from radiofind.detect.network import DEFAULT_ARCHITECTURE, build_network, get_weights
+    from radiofind.detect.network import get_weights
     from radiofind.evaluate.run import json_safe
-    from radiofind.training.dataset import (
-        attach_demand,
-        describe_training_set,
-        find_fields,
-        load_field,
-        random_crops,
-    )
+    from radiofind.training.dataset import describe_training_set, find_fields, load_field
 
     for pname, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
                          ("batch_size", batch_size), ("crop", crop), ("bin", bin)):
@@ -160,6 +204,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
             raise RadiofindError(f"{pname} must be >= 1, got {value}")
     if not 0 < val_fraction < 1:
         raise RadiofindError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    alphas, b_ns = _values("alpha", alpha, 0.0, 2.0), _values("b_n", b_n, 0.0)
     folders = find_fields(data, weighting)
     if len(folders) < 2:
         raise RadiofindError("need at least 2 fields (training + validation), "
@@ -172,47 +217,47 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
 
     with staged_outputs(outdir, ["card.json", "weights.npz", "history.json"],
                         overwrite=overwrite) as stage:
-        t0 = time.perf_counter()
         train_fields = [load_field(f, weighting, bin=bin) for f in train_folders]
         val_fields = [load_field(f, weighting, bin=bin) for f in val_folders]
-        demand = {"alpha": alpha, "b_n": b_n, "horn_radius": horn_radius, "gauss_fwhm": gauss_fwhm}
-        for f in train_fields:
-            attach_demand(f, **demand)
         telescope = train_fields[0].image.telescope or "unknown"
         beams = np.array([f.image.beam_pixels for f in train_fields + val_fields])
         scales = np.array([f.image.pixel_scale_deg * 3600 for f in train_fields + val_fields])
-
-        # Seed every source of randomness Keras/TF use (weights, shuffling).
         import keras
 
-        keras.utils.set_random_seed(seed)
-        arch = dict(DEFAULT_ARCHITECTURE)
-        net = build_network(**arch)
-        net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
-        losses = []
-        for epoch in range(epochs):
-            xs, ys = random_crops(train_fields, steps_per_epoch * batch_size, crop, rng)
-            hist = net.fit(xs, ys, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-            losses.append(float(hist.history["loss"][-1]))
-            log.info("epoch %d/%d loss %.5f", epoch + 1, epochs, losses[-1])
-        t_train = time.perf_counter() - t0
-
-        from radiofind.detect.inference import predict_map
-
-        tmaps = [predict_map(net, arch, f.normalised) for f in val_fields]
-        best, trials = search_tbd(val_fields, tmaps, n_steps=n_steps, centres=centres)
-        log.info("best TBD on validation: %s", best)
-        np.savez(stage.path("weights.npz"), **get_weights(net))
+        fits, searched = None, []
+        for a, b in itertools.product(alphas, b_ns):
+            demand = {"alpha": a, "b_n": b, "horn_radius": horn_radius,
+                      "gauss_fwhm": gauss_fwhm}
+            # Every combination sees the same crops in the same order (the rng after the split).
+            fit = fit_network(train_fields, val_fields, demand=demand, rng=copy.deepcopy(rng),
+                              seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                              batch_size=batch_size, crop=crop, learning_rate=learning_rate,
+                              n_steps=n_steps, centres=centres)
+            fit["demand"] = demand
+            searched.append({"alpha": a, "b_n": b, **fit["best"],
+                             "final_loss": fit["losses"][-1],
+                             "train_seconds": round(fit["seconds"], 1)})
+            if fits is None or _score_key(fit["best"]) > _score_key(fits["best"]):
+                fits = fit
+            else:
+                del fit
+        best, demand, losses, t_train = (fits["best"], fits["demand"], fits["losses"],
+                                         fits["seconds"])
+        if len(searched) > 1:
+            log.info("demand search: kept alpha %g, b_n %g of %d", demand["alpha"], demand["b_n"],
+                     len(searched))
+        np.savez(stage.path("weights.npz"), **get_weights(fits["net"]))
         name = name or f"{telescope.lower()}-{weighting}"
         card = {
             "name": name, "version": str(version), "telescope": telescope, "weighting": weighting,
-            "architecture": arch,
+            "architecture": fits["arch"],
             "input": {"bin": bin,
                       "normalisation": "image averaged in bin x bin pixel blocks (bin scaled "
                                        "with the beam at detection), divided by "
                                        "radiofind.noise.robust_rms (clipped MAD); blanked "
                                        "pixels set to 0"},
-            "demand": demand,
+            "demand": {**demand, "searched": {"alpha": alphas, "b_n": b_ns,
+                                              "validation": searched}},
             "tbd": {"delta_max": best["delta_max"], "a_min": best["a_min"],
                     "centre": best["centre"], "n_steps": n_steps,
                     "deblend_beams": round(DEBLEND_BEAMS, 4), "searched": search_grid(centres)},
@@ -233,7 +278,10 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
         card = json_safe(card)
         stage.path("card.json").write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
         stage.path("history.json").write_text(json.dumps(
-            json_safe({"loss": losses, "tbd_search": trials}), indent=1, allow_nan=False) + "\n")
+            json_safe({"loss": losses, "tbd_search": fits["trials"]}), indent=1,
+            allow_nan=False) + "\n")
     print(f"radiofind train: model {name} -> {outdir} (validation PC3 {best['pc3']:.3f}, "
-          f"PC5 {best['pc5']:.3f}, S90 {best['s90']:.2f}; {t_train:.0f} s training)")
+          f"PC5 {best['pc5']:.3f}, S90 {best['s90']:.2f}; {t_train:.0f} s training"
+          + (f"; kept alpha {demand['alpha']:g}, b_n {demand['b_n']:g} of {len(searched)}"
+             if len(searched) > 1 else "") + ")")
     return card
