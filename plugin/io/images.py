@@ -315,6 +315,8 @@ def block_mean(data, factor: int, *, chunk: int | None = None):
 def _block_mean(block: np.ndarray, factor: int) -> np.ndarray:
     ny, nx = block.shape
     cells = block.reshape(ny // factor, factor, nx // factor, factor)
+    if np.isfinite(block).all():  # the usual case, at half the cost of nanmean
+        return cells.mean(axis=(1, 3), dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-blank blocks: NaN, as meant
         return np.nanmean(cells, axis=(1, 3)).astype(np.float32)
