@@ -125,6 +125,18 @@ def summary(res: dict) -> dict:
     return out
 
 
+def against(ours: dict, theirs: dict) -> dict:
+    """radiofind's S90 gain and PC ratios over another finder (NaN where undefined)."""
+    def ratio(a, b):
+        return a / b if a is not None and b and np.isfinite(a) and np.isfinite(b) else np.nan
+
+    out = {"s90_lower_by": (theirs["s90"] - ours["s90"]
+                            if np.isfinite(theirs["s90"]) and np.isfinite(ours["s90"]) else np.nan)}
+    for k in ("pc3", "pc4", "pc5"):
+        out[f"{k}_ratio"] = ratio(ours[k], theirs[k])
+    return out
+
+
 def fmt(v) -> str:
     return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.2f}"
 
@@ -177,7 +189,9 @@ def main() -> None:
             matches[f"pybdsf tuned ({best})"].append(field_match(f, w, run_bdsf(f, w, tuned)[0]))
         for name, ms in matches.items():
             finders[name] = summary(score_fields(ms))
-        results["weightings"][w] = {"finders": finders, "pybdsf_tuning": tuning,
+        results["weightings"][w] = {"finders": finders, "vs_tuned": against(
+                                        finders["radiofind"], finders[f"pybdsf tuned ({best})"]),
+                                    "pybdsf_tuning": tuning,
                                     "pybdsf_tuned": best, "models": sorted(models - {""}),
                                     "seconds": seconds}
     results["seconds_total"] = round(time.perf_counter() - t0, 1)
@@ -196,6 +210,14 @@ def main() -> None:
             lines.append(f"| {w} | {name} | {fmt(r['p3'])} | {fmt(r['c3'])} | {fmt(r['pc3'])} | "
                          f"{fmt(r['pc4'])} | {fmt(r['pc5'])} | {fmt(r['s90'])} | "
                          f"{r['n_detections']} |")
+    lines += ["", "radiofind against tuned PyBDSF (targets: S90 lower by >= 0.7 natural / 0.4 "
+              "uniform; PC3 ratio >= 1.4 natural / 2 uniform):", "",
+              "| weighting | S90 lower by | PC3 ratio | PC4 ratio | PC5 ratio |",
+              "|---|---|---|---|---|"]
+    for w, wres in results["weightings"].items():
+        v = wres["vs_tuned"]
+        lines.append(f"| {w} | {fmt(v['s90_lower_by'])} | {fmt(v['pc3_ratio'])} | "
+                     f"{fmt(v['pc4_ratio'])} | {fmt(v['pc5_ratio'])} |")
     table = "\n".join(lines) + "\n"
     (out / f"detection-{args.telescope}.md").write_text(table)
     sys.stdout.write(table)
