@@ -68,9 +68,21 @@ def part_a(work: Path, size: int) -> dict:
                  "--overwrite"])
     bdsf = timed(["radiofind", "pybdsf", image, "-o", str(work / f"a-pybdsf-{size}"),
                   "--overwrite"])
+    # What each found, scored against the simulation's truth (after the timed runs).
+    from astropy.table import Table
+
+    from radiofind.evaluate.run import compare_catalogs
+    from radiofind.io.images import read_image
+
+    stem = Path(image).stem
+    scores = compare_catalogs(read_image(image), Table.read(field / "truth.fits"), {
+        "radiofind": Table.read(work / f"a-radiofind-{size}" / f"{stem}.radiofind.fits"),
+        "pybdsf": Table.read(work / f"a-pybdsf-{size}" / f"{stem}.pybdsf.fits")})
+    quality = {name: {k: r[k] for k in ("pc3", "pc4", "pc5", "s90", "n_detections", "n_tp")}
+               for name, r in scores["finders"].items()}
     return {"image": image, "size": size, "radiofind": det, "pybdsf": bdsf,
             "speedup": bdsf["wall_s"] / det["wall_s"],
-            "memory_ratio": bdsf["peak_rss_gb"] / det["peak_rss_gb"]}
+            "memory_ratio": bdsf["peak_rss_gb"] / det["peak_rss_gb"], "quality": quality}
 
 
 def natural_psf(work: Path, half: int = 64) -> tuple[np.ndarray, float]:
@@ -256,6 +268,11 @@ def table(res: dict) -> str:
             st = det["steps_s"]
             rows += [f"| (a) detect steps: noise / network + map / blob detection | "
                      f"{st['noise']:.1f} / {st['network']:.1f} / {st['tbd']:.1f} s |"]
+        for name, q in a.get("quality", {}).items():
+            rows += [f"| (a) {name} against the truth: PC3 / PC4 / PC5 / S90 (detections) | "
+                     + " / ".join("-" if q[k] is None or not np.isfinite(q[k]) else f"{q[k]:.2f}"
+                                  for k in ("pc3", "pc4", "pc5", "s90"))
+                     + f" ({q['n_detections']}) |"]
     if "b" in res:
         b = res["b"]
         det = b["radiofind"]
