@@ -125,6 +125,21 @@ def test_model_selection_refuses_an_unknown_telescope():
         select_model("", 4.0)
 
 
+def test_every_telescope_and_weighting_has_a_bundled_model_chosen_by_its_beam():
+    from radiofind.detect.models import bundled_models, select_model
+
+    models = bundled_models()
+    assert sorted(models) == ["askap-natural", "askap-uniform", "meerkat-natural",
+                              "meerkat-uniform"]
+    for name, model in models.items():
+        telescope, weighting = name.split("-")
+        chosen, why = select_model(model.card["telescope"],
+                                   model.card["valid"]["beam_pixels_trained"], weighting)
+        assert chosen.name == name and weighting in why
+        assert model.card["weighting"] == weighting
+        assert model.card["telescope"].lower() == telescope
+
+
 @pytest.mark.parametrize("keyword, expected", [
     ("Briggs'(-1.5)", "uniform"), ("Briggs'(1.5)", "natural"), ("Briggs'(0)", None),
     ("natural", "natural"), ("uniform", "uniform"), ("", None)])
