@@ -12,10 +12,14 @@ export PATH="$here/.venv/bin:$PATH"
 
 # Seeds: MeerKAT fields 1000-1159, ASKAP fields 2000-2159 (held-out benchmark fields use 500000+).
 declare -A first_seed=([meerkat]=1000 [askap]=2000)
-# Demand smoothing scales follow the beam at 1.5" pixels: MeerKAT ~18.8 px natural, ASKAP ~13.6 px
-# natural, both ~4.6 px uniform (horn radius ~0.8 beam, Gaussian FWHM ~0.5 beam; 6/4 px minimum).
-declare -A horn=([meerkat-natural]=15 [askap-natural]=11 [meerkat-uniform]=6 [askap-uniform]=6)
-declare -A gauss=([meerkat-natural]=10 [askap-natural]=7 [meerkat-uniform]=4 [askap-uniform]=4)
+# The network sees MeerKAT's natural images (beam ~18.8 px at 1.5") averaged in 4 x 4 pixel blocks,
+# so every model's beam spans ~4.6 network pixels, as the uniform beams do; demand smoothing
+# scales are in those pixels (horn radius 6, Gaussian FWHM 4). askap-natural v1 (beam ~13.6 px)
+# ran unbinned with 11/7.
+declare -A version=([meerkat-natural]=2 [askap-natural]=1 [meerkat-uniform]=1 [askap-uniform]=1)
+declare -A bin=([meerkat-natural]=4 [askap-natural]=1 [meerkat-uniform]=1 [askap-uniform]=1)
+declare -A horn=([meerkat-natural]=6 [askap-natural]=11 [meerkat-uniform]=6 [askap-uniform]=6)
+declare -A gauss=([meerkat-natural]=4 [askap-natural]=7 [meerkat-uniform]=4 [askap-uniform]=4)
 # At natural weighting the tuned thresholds are low and a bright source's blob covers thousands of
 # pixels, whose unweighted mean drifts off the source: those models choose centroid or peak only
 # (scripts/retune_tbd.py applies the same restricted search to an already trained model).
@@ -27,11 +31,12 @@ for tel in $telescopes; do
     --out "$data/$tel"
   for w in natural uniform; do
     m="$tel-$w"
-    radiofind -v train --data "$data/$tel" --weighting "$w" --name "$m" --version 1 \
+    radiofind -v train --data "$data/$tel" --weighting "$w" --name "$m" --version "${version[$m]}" \
       --epochs 20 --steps-per-epoch 60 --batch-size 16 --crop 96 \
-      --horn-radius "${horn[$m]}" --gauss-fwhm "${gauss[$m]}" \
+      --bin "${bin[$m]}" --horn-radius "${horn[$m]}" --gauss-fwhm "${gauss[$m]}" \
       --alpha 0.75 --b-n 0.05 --centres "${centres[$w]}" --seed 1 -o "$data/models/$m" --overwrite
     mkdir -p "$here/plugin/models/$m"
-    cp "$data/models/$m/card.json" "$data/models/$m/weights.npz" "$here/plugin/models/$m/"
+    cp "$data/models/$m/card.json" "$data/models/$m/weights.npz" "$data/models/$m/history.json" \
+      "$here/plugin/models/$m/"
   done
 done

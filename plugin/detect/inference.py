@@ -30,21 +30,6 @@ _GRAPHS: dict = {}
 _RUN_LOCK = threading.Lock()
 
 
-def preload_tensorflow() -> None:
-    """Start importing TensorFlow in the background (it takes seconds of CPU).
-
-    The import then overlaps with reading the image and estimating its noise; the first real
-    ``import tensorflow`` waits for it to finish, and raises as usual if it failed.
-    """
-    def load():
-        try:
-            import tensorflow  # noqa: F401
-        except Exception:  # noqa: BLE001 - reported by the caller's own import
-            pass
-
-    threading.Thread(target=load, name="radiofind-import-tensorflow", daemon=True).start()
-
-
 def _graph(net):
     """The network's forward pass as one compiled TensorFlow graph (cached per network).
 

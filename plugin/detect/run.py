@@ -40,7 +40,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     import dask.array as da
 
     from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs
-    from radiofind.detect.inference import predict_map, preload_tensorflow
+    from radiofind.detect.inference import predict_map
     from radiofind.detect.models import resolve_model, select_model
     from radiofind.noise import local_rms, pixel_values, robust_rms
     from radiofind.parallel import dask_scheduler
@@ -65,7 +65,6 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
         mdl, why = select_model(img.telescope, img.beam_pixels,
                                 str(img.header.get("WSCWEIGH", "")))
     log.info("using model %s (%s)", mdl.name, why)
-    preload_tensorflow()  # the input is usable: overlap TensorFlow's import with the noise
     tbd = {"deblend_beams": DEBLEND_BEAMS, **mdl.tbd}
     tbd.update({k: v for k, v in (("delta_max", delta_max), ("a_min", a_min), ("centre", centre),
                                   ("deblend_beams", deblend)) if v is not None})

@@ -28,7 +28,7 @@ from radiofind.io.outputs import staged_outputs
 
 log = logging.getLogger("radiofind.train")
 
-DELTA_MAX_GRID = (25, 50, 100, 200, 400, 800, 1600, 3200, 6400)
+DELTA_MAX_GRID = (25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200)
 A_MIN_GRID = (1, 3, 5, 10, 20, 40, 80)
 
 
