@@ -118,7 +118,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
         if factor > 1:
             # Averaging lowers the noise a little: SNRs in the catalogue use the input's own.
             grid_sigma = sigma if noise == "global" else robust_rms(data)
-            src_noise = src_noise * (robust_rms(img.data) / grid_sigma)
+            src_noise = src_noise * (robust_rms(img.data, max_samples=1_000_000) / grid_sigma)
         x, y = unbinned_pixels(blobs.x, blobs.y, factor)
         table = make_catalog(img, x, y, src_noise, finder="radiofind",
                              extra={"score": blobs.score, "area": blobs.area.astype(np.int32)})
