@@ -284,6 +284,10 @@ def table(res: dict) -> str:
                      f"{k}: {v:.2f}" for k, v in b["completeness_by_snr"].items()) + " |",
                  f"| (b) detections matching an injected source | {b['detections_matched']:.3f} "
                  f"of {b['n_detections']} |"]
+        if "steps_s" in det:
+            st = det["steps_s"]
+            rows += [f"| (b) detect steps: noise / network + map / blob detection | "
+                     f"{st['noise']:.0f} / {st['network']:.0f} / {st['tbd']:.0f} s |"]
     if "t" in res:
         t = res["t"]
         rows += [f"| (b) blob detection alone on that map (current code) | {t['seconds']:.0f} s, "
