@@ -254,6 +254,15 @@ def part_c(size: int) -> dict:
             "cores": os.cpu_count()}
 
 
+def steps_row(part: str, det: dict, spec: str) -> list[str]:
+    """The table row of detect's own step timings, if its log had them."""
+    st = det.get("steps_s")
+    if not st:
+        return []
+    times = " / ".join(format(st[k], spec) for k in ("noise", "network", "tbd"))
+    return [f"| ({part}) detect steps: noise / network + map / blob detection | {times} s |"]
+
+
 def table(res: dict) -> str:
     rows = ["| measurement | value |", "|---|---|"]
     if "a" in res:
@@ -264,10 +273,7 @@ def table(res: dict) -> str:
                  f"| (a) {a['size']}² natural: PyBDSF (3/5) | {a['pybdsf']['wall_s']:.1f} s, "
                  f"{a['pybdsf']['peak_rss_gb']:.2f} GB |",
                  f"| (a) speed-up over PyBDSF | {a['speedup']:.1f}× |"]
-        if "steps_s" in det:
-            st = det["steps_s"]
-            rows += [f"| (a) detect steps: noise / network + map / blob detection | "
-                     f"{st['noise']:.1f} / {st['network']:.1f} / {st['tbd']:.1f} s |"]
+        rows += steps_row("a", det, ".1f")
         for name, q in a.get("quality", {}).items():
             rows += [f"| (a) {name} against the truth: PC3 / PC4 / PC5 / S90 (detections) | "
                      + " / ".join("-" if q[k] is None or not np.isfinite(q[k]) else f"{q[k]:.2f}"
@@ -284,10 +290,7 @@ def table(res: dict) -> str:
                      f"{k}: {v:.2f}" for k, v in b["completeness_by_snr"].items()) + " |",
                  f"| (b) detections matching an injected source | {b['detections_matched']:.3f} "
                  f"of {b['n_detections']} |"]
-        if "steps_s" in det:
-            st = det["steps_s"]
-            rows += [f"| (b) detect steps: noise / network + map / blob detection | "
-                     f"{st['noise']:.0f} / {st['network']:.0f} / {st['tbd']:.0f} s |"]
+        rows += steps_row("b", det, ".0f")
     if "t" in res:
         t = res["t"]
         rows += [f"| (b) blob detection alone on that map (current code) | {t['seconds']:.0f} s, "
