@@ -3,10 +3,11 @@
 
     python scripts/retune_tbd.py plugin/models/meerkat-natural data/meerkat --centres centroid,peak
 
-Used by scripts/train_bundled_models.sh for the natural-weighting models, whose search is limited to
-the centroid and peak rules: at natural weighting the chosen thresholds are low, a bright source's
-blob then spreads over thousands of pixels, and its unweighted mean drifts off the source (found on
-benchmarks/scale.py's bright sources; the output-weighted centroid and the peak do not drift).
+For a model trained before the search changed: a wider grid (meerkat-natural v2 was re-searched
+this way after the Δmax grid grew to 51200) or fewer centre rules. The natural-weighting models
+search only the centroid and peak rules: at natural weighting the chosen thresholds are low, a
+bright source's blob then spreads over many pixels, and its unweighted mean drifts off the source
+(found on benchmarks/scale.py's bright sources; the output-weighted centroid and the peak do not).
 """
 
 import argparse
