@@ -12,15 +12,14 @@ export PATH="$here/.venv/bin:$PATH"
 
 # Seeds: MeerKAT fields 1000-1159, ASKAP fields 2000-2159 (held-out benchmark fields use 500000+).
 declare -A first_seed=([meerkat]=1000 [askap]=2000)
-# The network sees MeerKAT's natural images (beam ~18.8 px at 1.5") averaged in 4 x 4 pixel blocks,
-# so the beam spans ~4.6 network pixels, as the uniform beams do. Demand smoothing scales are in
+# The network sees natural images averaged in pixel blocks: MeerKAT's (beam ~18.8 px at 1.5") in
+# 4 x 4, ASKAP's (~13.6 px) in 3 x 3, so the beam spans ~4.6 network pixels, as the uniform beams do. Demand smoothing scales are in
 # network pixels: horn radius ~0.85 beam and Gaussian FWHM ~0.55 beam for the natural models (a
 # horn of 6 / Gaussian of 4 at bin 4 merged pairs 1.5 beams apart), 6/4 px for the uniform ones.
-# askap-natural v1 (beam ~13.6 px) ran unbinned with 11/7.
-declare -A version=([meerkat-natural]=3 [askap-natural]=1 [meerkat-uniform]=1 [askap-uniform]=1)
-declare -A bin=([meerkat-natural]=4 [askap-natural]=1 [meerkat-uniform]=1 [askap-uniform]=1)
-declare -A horn=([meerkat-natural]=4 [askap-natural]=11 [meerkat-uniform]=6 [askap-uniform]=6)
-declare -A gauss=([meerkat-natural]=2.5 [askap-natural]=7 [meerkat-uniform]=4 [askap-uniform]=4)
+declare -A version=([meerkat-natural]=3 [askap-natural]=2 [meerkat-uniform]=1 [askap-uniform]=1)
+declare -A bin=([meerkat-natural]=4 [askap-natural]=3 [meerkat-uniform]=1 [askap-uniform]=1)
+declare -A horn=([meerkat-natural]=4 [askap-natural]=4 [meerkat-uniform]=6 [askap-uniform]=6)
+declare -A gauss=([meerkat-natural]=2.5 [askap-natural]=2.5 [meerkat-uniform]=4 [askap-uniform]=4)
 # At natural weighting the tuned thresholds are low and a bright source's blob covers thousands of
 # pixels, whose unweighted mean drifts off the source: those models choose centroid or peak only
 # (scripts/retune_tbd.py applies the same restricted search to an already trained model).
