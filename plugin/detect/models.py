@@ -46,12 +46,16 @@ class Model:
         lo, hi = self.card["valid"]["beam_pixels"]
         return float(lo), float(hi)
 
+    @property
+    def trained_bin(self) -> int:
+        """Pixels a side its training images were averaged over (``input.bin``; 1 if absent)."""
+        return int(self.card.get("input", {}).get("bin", 1))
+
     def bin_factor(self, beam_pixels: float) -> int:
         """How many input pixels a side to average into each network pixel for an image whose
         beam is ``beam_pixels`` wide: the factor that brings the beam nearest to the width, in
-        network pixels, the model was trained at (``input.bin`` of the card; 1 if absent)."""
-        trained = (self.card["valid"]["beam_pixels_trained"]
-                   / self.card.get("input", {}).get("bin", 1))
+        network pixels, the model was trained at."""
+        trained = self.card["valid"]["beam_pixels_trained"] / self.trained_bin
         return max(1, int(round(beam_pixels / trained)))
 
     def block(self):

@@ -53,7 +53,7 @@ def retune(*, model: str, data: str, centres=("mean", "centroid", "peak")) -> di
 
     mdl = load_model(model)
     card = mdl.card
-    fields = [load_field(Path(data) / name, card["weighting"], bin=card["input"].get("bin", 1))
+    fields = [load_field(Path(data) / name, card["weighting"], bin=mdl.trained_bin)
               for name in card["validation"]["fields"]]
     net = mdl.network()
     tmaps = [predict_map(net, mdl.architecture, f.normalised) for f in fields]
@@ -189,7 +189,8 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
 
     ``alpha`` and ``b_n`` may be lists: one network is trained (same seed, same crops) for each
     combination, its TBD settings searched, and the one with the best validation PC3 is kept;
-    every combination's result is recorded in the card (``demand.searched``) and history.
+    every combination's best scores are recorded in the card (``demand.searched``), the kept
+    network's loss curve and full TBD search in ``history.json``.
     """
     import copy
 
@@ -224,7 +225,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
         scales = np.array([f.image.pixel_scale_deg * 3600 for f in train_fields + val_fields])
         import keras
 
-        fits, searched = None, []
+        kept, searched = None, []
         for a, b in itertools.product(alphas, b_ns):
             demand = {"alpha": a, "b_n": b, "horn_radius": horn_radius,
                       "gauss_fwhm": gauss_fwhm}
@@ -237,20 +238,18 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
             searched.append({"alpha": a, "b_n": b, **fit["best"],
                              "final_loss": fit["losses"][-1],
                              "train_seconds": round(fit["seconds"], 1)})
-            if fits is None or _score_key(fit["best"]) > _score_key(fits["best"]):
-                fits = fit
-            else:
-                del fit
-        best, demand, losses, t_train = (fits["best"], fits["demand"], fits["losses"],
-                                         fits["seconds"])
+            if kept is None or _score_key(fit["best"]) > _score_key(kept["best"]):
+                kept = fit
+        best, demand, losses, t_train = (kept["best"], kept["demand"], kept["losses"],
+                                         kept["seconds"])
         if len(searched) > 1:
             log.info("demand search: kept alpha %g, b_n %g of %d", demand["alpha"], demand["b_n"],
                      len(searched))
-        np.savez(stage.path("weights.npz"), **get_weights(fits["net"]))
+        np.savez(stage.path("weights.npz"), **get_weights(kept["net"]))
         name = name or f"{telescope.lower()}-{weighting}"
         card = {
             "name": name, "version": str(version), "telescope": telescope, "weighting": weighting,
-            "architecture": fits["arch"],
+            "architecture": kept["arch"],
             "input": {"bin": bin,
                       "normalisation": "image averaged in bin x bin pixel blocks (bin scaled "
                                        "with the beam at detection), divided by "
@@ -278,7 +277,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
         card = json_safe(card)
         stage.path("card.json").write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
         stage.path("history.json").write_text(json.dumps(
-            json_safe({"loss": losses, "tbd_search": fits["trials"]}), indent=1,
+            json_safe({"loss": losses, "tbd_search": kept["trials"]}), indent=1,
             allow_nan=False) + "\n")
     print(f"radiofind train: model {name} -> {outdir} (validation PC3 {best['pc3']:.3f}, "
           f"PC5 {best['pc5']:.3f}, S90 {best['s90']:.2f}; {t_train:.0f} s training"
