@@ -9,7 +9,8 @@
     written block by block; `radiofind detect` end to end, its wall
     time and peak RSS, and the fraction of injected sources recovered (within 2/3 beam), by SNR;
 (c) the network's throughput on one 4096² pass (Mpix/s) against the compute bound: FLOPs per
-    pixel of the architecture over the machine's measured float32 peak (a TensorFlow matmul).
+    pixel of the architecture over the machine's measured float32 peak (the faster of a numpy and
+    a TensorFlow matmul), in ONNX Runtime (what detect runs) and in TensorFlow.
 
     python benchmarks/scale.py                      # all three (~1 h on 2 cores)
     python benchmarks/scale.py --parts a,c --big-size 8192
@@ -216,41 +217,53 @@ def part_t(work: Path, size: int, chunk: int) -> dict:
             "threshold": blobs.threshold}
 
 
-def part_c(size: int) -> dict:
+def matmul_peak(n: int = 2048, reps: int = 10) -> float:
+    """The machine's float32 peak in FLOP/s: the faster of a numpy (BLAS) and a TensorFlow
+    square matmul on every core."""
     import tensorflow as tf
 
+    best = 0.0
+    a = np.random.default_rng(0).normal(size=(n, n)).astype(np.float32)
+    for matmul, finish in ((np.matmul, np.asarray), (tf.linalg.matmul, lambda c: c.numpy())):
+        x = a if matmul is np.matmul else tf.constant(a)
+        finish(matmul(x, x))  # warm up
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            c = matmul(x, x)
+        finish(c)
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t0))
+    return best
+
+
+def part_c(size: int) -> dict:
+    """The network over one size² image in each runtime, at three chunk sizes; the best against
+    the compute bound."""
     from radiofind.detect.inference import predict_map
     from radiofind.detect.models import resolve_model
+    from radiofind.detect.network import flops_per_pixel
 
     mdl = resolve_model("meerkat-natural")
-    net = mdl.network()
-    flops = 0
-    for layer in net.layers:  # 2 FLOPs per multiply-add of every convolution kernel
-        for wgt in layer.weights:
-            if wgt.name.endswith("kernel") and len(wgt.shape) == 4:
-                flops += 2 * int(np.prod(wgt.shape))
+    flops = flops_per_pixel(mdl.architecture)
     data = np.random.default_rng(0).normal(size=(size, size)).astype(np.float32)
-    predict_map(net, mdl.architecture, data[:256, :256])  # warm up
-    passes = {}
-    for chunk in (1024, 2048, 4096):
-        t0 = time.perf_counter()
-        predict_map(net, mdl.architecture, data, chunk=chunk)
-        passes[chunk] = time.perf_counter() - t0
-    best_chunk = min(passes, key=passes.get)
-    mpix = size * size / passes[best_chunk] / 1e6
-    n = 2048
-    a = tf.random.normal((n, n))
-    tf.linalg.matmul(a, a)
-    reps = 10
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        c = tf.linalg.matmul(a, a)
-    c.numpy()
-    peak = 2 * n**3 * reps / (time.perf_counter() - t0)
+    runtimes = {}
+    for runtime in ("onnxruntime", "tensorflow"):
+        block = mdl.block(runtime)
+        predict_map(block, mdl.architecture, data[:256, :256])  # warm up (build, trace)
+        passes = {}
+        for chunk in (1024, 2048, 4096):
+            t0 = time.perf_counter()
+            predict_map(block, mdl.architecture, data, chunk=chunk)
+            passes[chunk] = time.perf_counter() - t0
+        best_chunk = min(passes, key=passes.get)
+        runtimes[runtime] = {"seconds_by_chunk": passes, "best_chunk": best_chunk,
+                             "mpix_per_s": size * size / passes[best_chunk] / 1e6}
+    peak = matmul_peak()
     bound = peak / flops / 1e6
-    return {"size": size, "seconds_by_chunk": passes, "best_chunk": best_chunk,
-            "mpix_per_s": mpix, "flops_per_pixel": flops, "peak_gflops": peak / 1e9,
-            "compute_bound_mpix_per_s": bound, "fraction_of_bound": mpix / bound,
+    best = runtimes["onnxruntime"]
+    return {"size": size, "runtimes": runtimes, "runtime": "onnxruntime",
+            "best_chunk": best["best_chunk"], "mpix_per_s": best["mpix_per_s"],
+            "flops_per_pixel": flops, "peak_gflops": peak / 1e9,
+            "compute_bound_mpix_per_s": bound, "fraction_of_bound": best["mpix_per_s"] / bound,
             "cores": os.cpu_count()}
 
 
@@ -297,9 +310,13 @@ def table(res: dict) -> str:
                  f"{t['n']} sources, threshold {t['threshold']:.3g} |"]
     if "c" in res:
         c = res["c"]
-        rows += [f"| (c) network throughput ({c['size']}², chunk {c['best_chunk']}) | "
-                 f"{c['mpix_per_s']:.2f} Mpix/s |",
-                 f"| (c) compute bound ({c['flops_per_pixel']} FLOP/px, "
+        rows += [f"| (c) network throughput ({c['size']}², chunk {c['best_chunk']}, "
+                 f"ONNX Runtime) | {c['mpix_per_s']:.2f} Mpix/s |"]
+        if "tensorflow" in c.get("runtimes", {}):
+            tf_ = c["runtimes"]["tensorflow"]
+            rows += [f"| (c) the same in TensorFlow (chunk {tf_['best_chunk']}) | "
+                     f"{tf_['mpix_per_s']:.2f} Mpix/s |"]
+        rows += [f"| (c) compute bound ({c['flops_per_pixel']} FLOP/px, "
                  f"{c['peak_gflops']:.0f} GFLOP/s matmul peak, {c['cores']} cores) | "
                  f"{c['compute_bound_mpix_per_s']:.2f} Mpix/s "
                  f"({c['fraction_of_bound']:.2f} of it) |"]

@@ -89,6 +89,60 @@ def test_chunked_inference_equals_one_pass_on_uneven_chunks():
     np.testing.assert_allclose(chunked, whole, atol=1e-5 * np.abs(whole).max())
 
 
+@pytest.mark.parametrize("arch", [{}, {"kernel": 3, "n_layers": 4, "shortcut_from": 1,
+                                         "shortcut_to": 2, "filters": 5}])
+def test_onnx_runtime_computes_the_keras_map(tmp_path, arch):
+    """detect runs the network in ONNX Runtime; it must be the Keras network, to float rounding,
+    with batch-norm statistics far from the identity and an architecture other than the default."""
+    import keras
+
+    from radiofind.detect.inference import KerasBlock, OnnxBlock, predict_map
+    from radiofind.detect.network import (
+        DEFAULT_ARCHITECTURE,
+        build_network,
+        get_weights,
+        set_weights,
+    )
+
+    arch = {**DEFAULT_ARCHITECTURE, **arch}
+    keras.utils.set_random_seed(3)
+    net = build_network(**arch)
+    rng = np.random.default_rng(3)
+    weights = get_weights(net)
+    for i, scale in enumerate((0.5, 0.3, 0.2, 0.4)):  # gamma, beta, moving mean, moving variance
+        weights[f"batchnorm/{i}"] = (1.0 if i in (0, 3) else 0.0) + scale * rng.normal(
+            size=weights[f"batchnorm/{i}"].shape).astype(np.float32) ** (2 if i == 3 else 1)
+    set_weights(net, weights)
+    np.savez(tmp_path / "weights.npz", **weights)
+    data = rng.normal(size=(77, 131)).astype(np.float32)
+    data[30, 40] += 25.0
+    keras_map = predict_map(KerasBlock(net), arch, data)
+    onnx_map = predict_map(OnnxBlock(tmp_path / "weights.npz", arch), arch, data)
+    assert onnx_map.shape == data.shape and np.abs(keras_map).max() > 0
+    np.testing.assert_allclose(onnx_map, keras_map, atol=1e-5 * np.abs(keras_map).max())
+    # and chunked (the edge blocks are 13 pixels thick), as detect runs it
+    chunked = predict_map(OnnxBlock(tmp_path / "weights.npz", arch), arch, data, chunk=64)
+    np.testing.assert_allclose(chunked, keras_map, atol=1e-5 * np.abs(keras_map).max())
+
+
+def test_bundled_models_give_the_same_map_in_both_runtimes():
+    from radiofind.detect.inference import predict_map
+    from radiofind.detect.models import bundled_models
+
+    models = list(bundled_models().values())
+    if not models:
+        pytest.skip("no bundled models")
+    data = np.random.default_rng(5).normal(size=(96, 120)).astype(np.float32)
+    data[40:43, 50:53] += 12.0
+    for mdl in models:
+        keras_map = predict_map(mdl.block("tensorflow"), mdl.architecture, data)
+        onnx_map = predict_map(mdl.block(), mdl.architecture, data)
+        np.testing.assert_allclose(onnx_map, keras_map, atol=1e-5 * np.abs(keras_map).max(),
+                                   err_msg=mdl.name)
+    with pytest.raises(RadiofindError, match="runtime must be"):
+        models[0].block("torch")
+
+
 def test_detect_writes_catalogue_and_map_with_the_input_wcs(tmp_path, random_model):
     from astropy.io import fits
 

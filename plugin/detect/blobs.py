@@ -273,7 +273,7 @@ def blob_table(tiles, tau: float, *, deblend: float | None = None) -> dict[str, 
                                   size=2 * radius + 1, dtype=bool,
                                   meta=np.empty((0, 0), dtype=bool))
         # dask merges tiles thinner than the halo before overlapping them: back to the tiles.
-        peak_grid = peaks.rechunk(tiles.chunks).to_delayed().ravel()
+        peak_grid = peaks.rechunk(tiles.chunks, method="tasks").to_delayed().ravel()
     else:
         peak_grid = [None] * grid.size
     first = dask.compute(*[dask.delayed(_label_and_peaks)(b, p, tau, o)

@@ -58,15 +58,21 @@ class Model:
         trained = self.card["valid"]["beam_pixels_trained"] / self.trained_bin
         return max(1, int(round(beam_pixels / trained)))
 
-    def block(self):
-        """The network as a picklable block function (built once per process, on first use)."""
-        from radiofind.detect.inference import NetworkBlock
+    def block(self, runtime: str = "onnxruntime"):
+        """The network as a picklable block function (built once per process, on first use),
+        run by ONNX Runtime or by TensorFlow (``runtime="tensorflow"``, the Keras network)."""
+        from radiofind.detect.inference import NetworkBlock, OnnxBlock
 
-        return NetworkBlock(self.path / "weights.npz", self.architecture)
+        weights = self.path / "weights.npz"
+        if runtime == "onnxruntime":
+            return OnnxBlock(weights, self.architecture)
+        if runtime == "tensorflow":
+            return NetworkBlock(weights, self.architecture)
+        raise RadiofindError(f"runtime must be 'onnxruntime' or 'tensorflow', got {runtime!r}")
 
     def network(self):
         """The Keras network with the trained weights."""
-        return self.block().network()
+        return self.block("tensorflow").network()
 
 
 def bundled_dir() -> Path:

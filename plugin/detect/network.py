@@ -6,7 +6,9 @@ a final 5x5 convolution down to one channel (the SNR-boosted map). With no pooli
 the input's size, so a net trained on small crops runs on images of any size.
 
 Weights travel as plain numpy arrays (``weights.npz``) beside a JSON card, not as a pickled Keras
-file: a model is rebuilt from its card's ``architecture`` and loaded by layer name.
+file: a model is rebuilt from its card's ``architecture`` and loaded by layer name. Training uses
+the Keras network; detection runs the same arithmetic as an ONNX graph (:func:`onnx_model`) in
+ONNX Runtime, which starts in ~0.2 s where TensorFlow takes ~3 s, and runs faster on CPU.
 """
 
 from __future__ import annotations
@@ -17,12 +19,22 @@ import numpy as np
 
 DEFAULT_ARCHITECTURE: dict[str, Any] = {"filters": 12, "kernel": 5, "n_layers": 5,
                                         "shortcut_from": 1, "shortcut_to": 3}
+BN_EPSILON = 1e-3  # Keras' default, written out so the ONNX graph uses the same
+ONNX_OPSET = 17
+ONNX_IR_VERSION = 8  # the IR of opset 17, readable by every ONNX Runtime since 1.13
 
 
 def receptive_radius(architecture: dict[str, Any]) -> int:
     """Pixels on each side that influence one output pixel (halo needed when tiling)."""
     arch = {**DEFAULT_ARCHITECTURE, **architecture}
     return (arch["n_layers"] + 1) * (arch["kernel"] // 2)
+
+
+def flops_per_pixel(architecture: dict[str, Any]) -> int:
+    """Floating-point operations per output pixel: 2 per multiply-add of every kernel."""
+    arch = {**DEFAULT_ARCHITECTURE, **architecture}
+    f, k = arch["filters"], arch["kernel"]
+    return 2 * k * k * (f + (arch["n_layers"] - 1) * f * f + f)
 
 
 def build_network(*, filters: int = 12, kernel: int = 5, n_layers: int = 5, shortcut_from: int = 1,
@@ -53,7 +65,7 @@ def build_network(*, filters: int = 12, kernel: int = 5, n_layers: int = 5, shor
             saved = x
         if i == shortcut_to and saved is not None:
             x = layers.Add(name="shortcut")([x, saved])
-            x = layers.BatchNormalization(name="batchnorm")(x)
+            x = layers.BatchNormalization(epsilon=BN_EPSILON, name="batchnorm")(x)
     out = layers.Conv2D(1, kernel, padding="same", name="output")(x)
     return keras.Model(inp, out, name="deepsource")
 
@@ -70,3 +82,50 @@ def set_weights(model, weights: dict[str, np.ndarray]) -> None:
         n = len(layer.get_weights())
         if n:
             layer.set_weights([weights[f"{layer.name}/{i}"] for i in range(n)])
+
+
+def onnx_model(weights: dict[str, np.ndarray], *, filters: int = 12, kernel: int = 5,
+               n_layers: int = 5, shortcut_from: int = 1, shortcut_to: int = 3) -> bytes:
+    """The network of :func:`build_network` with ``weights`` (as :func:`get_weights` keys them),
+    as a serialised ONNX model: input ``image`` and output ``map``, both ``(1, 1, H, W)`` float32.
+
+    Keras' 'same' padding of an odd kernel is ``kernel // 2`` zeros on every side, and its kernels
+    ``(kh, kw, in, out)`` become ONNX's ``(out, in, kh, kw)``.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    if kernel % 2 != 1:
+        raise ValueError(f"kernel must be odd for 'same' padding, got {kernel}")
+    pad = [kernel // 2] * 4
+    nodes, inits = [], []
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
+        return name
+
+    def conv(name: str, x: str) -> str:
+        w = const(f"{name}/kernel", weights[f"{name}/0"].transpose(3, 2, 0, 1))
+        b = const(f"{name}/bias", weights[f"{name}/1"])
+        nodes.append(helper.make_node("Conv", [x, w, b], [name], pads=pad))
+        return name
+
+    x, saved = "image", None
+    for i in range(1, n_layers + 1):
+        nodes.append(helper.make_node("Relu", [conv(f"conv{i}", x)], [f"relu{i}"]))
+        x = f"relu{i}"
+        if i == shortcut_from:
+            saved = x
+        if i == shortcut_to and saved is not None:
+            nodes.append(helper.make_node("Add", [x, saved], ["shortcut"]))
+            stats = [const(f"batchnorm/{j}", weights[f"batchnorm/{j}"]) for j in range(4)]
+            nodes.append(helper.make_node("BatchNormalization", ["shortcut", *stats],
+                                          ["batchnorm"], epsilon=BN_EPSILON))
+            x = "batchnorm"
+    nodes.append(helper.make_node("Identity", [conv("output", x)], ["map"]))
+    shape = [1, 1, None, None]
+    graph = helper.make_graph(
+        nodes, "deepsource", [helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("map", TensorProto.FLOAT, shape)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
+                              ir_version=ONNX_IR_VERSION, producer_name="radiofind")
+    return model.SerializeToString()

@@ -303,7 +303,9 @@ def block_mean(data, factor: int, *, chunk: int | None = None):
         if any(p for _, p in pad):
             data = da.pad(data, pad, mode="constant", constant_values=np.nan)
         out_chunk = chunk or max(1, max(data.chunksize) // factor)
-        data = data.rechunk((factor * out_chunk, factor * out_chunk))
+        # Neighbouring blocks merge, never all-to-all: the "tasks" method, named so that dask does
+        # not import dask.distributed (0.15 s) only to choose it.
+        data = data.rechunk((factor * out_chunk, factor * out_chunk), method="tasks")
         return data.map_blocks(_block_mean, factor, dtype=np.float32,
                                chunks=tuple(tuple(c // factor for c in cs) for cs in data.chunks),
                                meta=np.empty((0, 0), dtype=np.float32))

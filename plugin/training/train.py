@@ -55,7 +55,7 @@ def retune(*, model: str, data: str, centres=("mean", "centroid", "peak")) -> di
     card = mdl.card
     fields = [load_field(Path(data) / name, card["weighting"], bin=mdl.trained_bin)
               for name in card["validation"]["fields"]]
-    net = mdl.network()
+    net = mdl.block()
     tmaps = [predict_map(net, mdl.architecture, f.normalised) for f in fields]
     n_steps = int(card["tbd"].get("n_steps", 50))
     best, trials = search_tbd(fields, tmaps, n_steps=n_steps, centres=centres)
