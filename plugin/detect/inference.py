@@ -121,6 +121,7 @@ class OnnxBlock(BlockFunction):
                     graph = onnx_model({k: npz[k] for k in npz.files}, **self.architecture)
                 options = onnxruntime.SessionOptions()
                 options.log_severity_level = 3  # errors only
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 _SESSIONS[self.weights] = onnxruntime.InferenceSession(
                     graph, options, providers=["CPUExecutionProvider"])
             return _SESSIONS[self.weights]
