@@ -143,6 +143,24 @@ def test_bundled_models_give_the_same_map_in_both_runtimes():
         models[0].block("torch")
 
 
+def test_detect_starts_without_tensorflow_or_distributed(tmp_path, random_model):
+    """A small image's detect is mostly start-up: it must not pay TensorFlow's ~3 s import, nor
+    dask.distributed's 0.15 s when no cluster is asked for."""
+    import subprocess
+    import sys
+
+    data, *_ = make_image(128, n_sources=5)
+    image = write_image(tmp_path / "field.fits", data, make_header(128))
+    code = ("import sys; from radiofind.detect.run import detect; "
+            f"s = detect(image={image!r}, outdir={str(tmp_path / 'out')!r}, "
+            f"model={str(random_model)!r}); "
+            "print(s['n_sources'], sorted(m for m in ('tensorflow', 'keras', 'distributed') "
+            "if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1].endswith(" []"), proc.stdout
+
+
 def test_detect_writes_catalogue_and_map_with_the_input_wcs(tmp_path, random_model):
     from astropy.io import fits
 
