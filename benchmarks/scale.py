@@ -292,12 +292,11 @@ def table(res: dict) -> str:
     if "a" in res:
         a = res["a"]
         det = a["radiofind"]
-        rows += [f"| (a) {a['size']}² natural: radiofind detect (median of {a.get('repeats', 1)}) | "
-                 f"{det['wall_s']:.1f} s, "
-                 f"{det['peak_rss_gb']:.2f} GB |",
-                 f"| (a) {a['size']}² natural: PyBDSF (3/5, median of {a.get('repeats', 1)}) | "
-                 f"{a['pybdsf']['wall_s']:.1f} s, "
-                 f"{a['pybdsf']['peak_rss_gb']:.2f} GB |",
+        n = a.get("repeats", 1)
+        rows += [f"| (a) {a['size']}² natural: radiofind detect (median of {n}) | "
+                 f"{det['wall_s']:.1f} s, {det['peak_rss_gb']:.2f} GB |",
+                 f"| (a) {a['size']}² natural: PyBDSF (3/5, median of {n}) | "
+                 f"{a['pybdsf']['wall_s']:.1f} s, {a['pybdsf']['peak_rss_gb']:.2f} GB |",
                  f"| (a) speed-up over PyBDSF | {a['speedup']:.1f}× |"]
         rows += steps_row("a", det, ".1f")
         for name, q in a.get("quality", {}).items():
