@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from radiofind.detect.network import receptive_radius
-from radiofind.io.images import DEFAULT_CHUNK  # ~0.45 GB per running chunk (see above)
+from radiofind.io.images import DEFAULT_CHUNK  # ~0.3 GB per running chunk (see above)
 
 _NETWORKS: dict = {}
 _SESSIONS: dict = {}
