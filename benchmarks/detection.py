@@ -75,18 +75,27 @@ def field_match(folder: Path, weighting: str, catalog: Path):
     return match_field(image, t_ra, t_dec, snr, noise, d_ra, d_dec)
 
 
-def model_for(image: Path):
-    """The bundled model detect picks for ``image``, and a digest of its card and weights."""
+# In every cache key: catalogues made by another model version or another network runtime are
+# not reused (detect ran the network in TensorFlow until it moved to ONNX Runtime).
+RUNTIME = "onnxruntime"
+
+
+def model_digest(path: Path) -> str:
+    """A digest of a model folder's card and weights, and of the runtime that runs it."""
     import hashlib
 
+    return hashlib.sha1((path / "card.json").read_bytes() + (path / "weights.npz").read_bytes()
+                        + RUNTIME.encode()).hexdigest()[:10]
+
+
+def model_for(image: Path):
+    """The bundled model detect picks for ``image``, and its :func:`model_digest`."""
     from radiofind.detect.models import select_model
     from radiofind.io.images import open_image
 
     img = open_image(image)
     mdl, _ = select_model(img.telescope, img.beam_pixels, str(img.header.get("WSCWEIGH", "")))
-    digest = hashlib.sha1((mdl.path / "card.json").read_bytes()
-                          + (mdl.path / "weights.npz").read_bytes()).hexdigest()[:10]
-    return mdl.name, digest
+    return mdl.name, model_digest(mdl.path)
 
 
 def run_radiofind(folder: Path, weighting: str) -> tuple[Path, float, str]:

@@ -52,7 +52,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from detection import field_match, field_truth, fmt, model_for, pointing, summary  # noqa: E402
+from detection import field_match, field_truth, fmt, model_digest, model_for, pointing, summary  # noqa: E402
 
 WEIGHTINGS = ("natural", "uniform")
 FIRST_SEED = 800000
@@ -117,6 +117,7 @@ def detect_field(folder: Path, weighting: str, threshold: float | None = None
     cached per model version (card + weights digest, as benchmarks/detection.py does), so a
     retuned bundled model is run again.
     """
+    from radiofind.detect.models import resolve_model
     from radiofind.detect.run import detect
     from radiofind.errors import RadiofindError
 
@@ -126,7 +127,7 @@ def detect_field(folder: Path, weighting: str, threshold: float | None = None
         model, digest = model_for(image)
     except RadiofindError as err:  # the header matches no model: force the weighting's own
         refused, model = str(err), f"meerkat-{weighting}"
-        digest = model_digest(model)
+        digest = model_digest(resolve_model(model).path)
     tag = f"-{model}-{digest}" + ("" if threshold is None else f"-thr{threshold:g}")
     out = folder / f"{weighting}-radiofind{tag}"
     cat = out / f"{weighting}-image.radiofind.fits"
@@ -147,17 +148,6 @@ def detect_field(folder: Path, weighting: str, threshold: float | None = None
     info_path.write_text(json.dumps(info, indent=1) + "\n")
     info["seconds_this_run"] = info["seconds"]
     return cat, info
-
-
-def model_digest(name: str) -> str:
-    """The digest model_for gives, for a model named rather than chosen from a header."""
-    import hashlib
-
-    from radiofind.detect.models import resolve_model
-
-    path = resolve_model(name).path
-    return hashlib.sha1((path / "card.json").read_bytes()
-                        + (path / "weights.npz").read_bytes()).hexdigest()[:10]
 
 
 def above_five(match, catalog: Path) -> dict:
