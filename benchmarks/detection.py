@@ -125,6 +125,20 @@ def run_bdsf(folder: Path, weighting: str, thresholds: tuple[float, float]) -> t
     return cat, time.perf_counter() - t0
 
 
+def above_five(matches) -> dict:
+    """Completeness of the true sources with SNR >= 5 and purity of the detections with SNR >= 5
+    (the image value at the detection over the noise, as purity's bins), over several fields."""
+    true5 = [np.nan_to_num(m.truth_snr, nan=-1.0) >= 5 for m in matches]
+    det5 = [np.nan_to_num(m.det_snr, nan=-1.0) >= 5 for m in matches]
+    n = {"n_true5": sum(int(t.sum()) for t in true5),
+         "n_true5_found": sum(int(m.truth_found[t].sum()) for m, t in zip(matches, true5,
+                                                                          strict=True)),
+         "n_det5": sum(int(d.sum()) for d in det5),
+         "n_det5_tp": sum(int(m.det_is_tp[d].sum()) for m, d in zip(matches, det5, strict=True))}
+    return {**n, "c_ge5": n["n_true5_found"] / n["n_true5"] if n["n_true5"] else None,
+            "p_ge5": n["n_det5_tp"] / n["n_det5"] if n["n_det5"] else None}
+
+
 def summary(res: dict) -> dict:
     keys = ("pc3", "pc4", "pc5", "s90", "n_detections", "n_tp", "n_truth")
     out = {k: res[k] for k in keys}
@@ -197,7 +211,7 @@ def main() -> None:
             matches["pybdsf default"].append(field_match(f, w, cat))
             matches[f"pybdsf tuned ({best})"].append(field_match(f, w, run_bdsf(f, w, tuned)[0]))
         for name, ms in matches.items():
-            finders[name] = summary(score_fields(ms))
+            finders[name] = {**summary(score_fields(ms)), **above_five(ms)}
         results["weightings"][w] = {"finders": finders, "vs_tuned": against(
                                         finders["radiofind"], finders[f"pybdsf tuned ({best})"]),
                                     "pybdsf_tuning": tuning,
@@ -212,14 +226,18 @@ def main() -> None:
     lines = [f"Held-out {args.telescope} fields: {args.fields} test ({args.size}² at 1.5\", "
              f"{args.n_sources} sources, SNR scale {args.snr_scale}), PyBDSF tuned on "
              f"{args.val_fields} other fields.", "",
-             "| weighting | finder | P3 | C3 | PC3 | PC4 | PC5 | S90 | detections |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| weighting | finder | P3 | C3 | PC3 | PC4 | PC5 | S90 | C(≥5) | P(≥5) | "
+             "detections |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for w, wres in results["weightings"].items():
         for name, r in wres["finders"].items():
             lines.append(f"| {w} | {name} | {fmt(r['p3'])} | {fmt(r['c3'])} | {fmt(r['pc3'])} | "
                          f"{fmt(r['pc4'])} | {fmt(r['pc5'])} | {fmt(r['s90'])} | "
-                         f"{r['n_detections']} |")
-    lines += ["", "radiofind against tuned PyBDSF (targets: S90 lower by >= 0.7 natural / 0.4 "
+                         f"{fmt(r['c_ge5'])} ({r['n_true5']}) | {fmt(r['p_ge5'])} ({r['n_det5']}) "
+                         f"| {r['n_detections']} |")
+    lines += ["", "C(≥5): true sources with SNR ≥ 5 found (how many there are); P(≥5): detections "
+              "with SNR ≥ 5 that are true (how many there are).", "",
+              "radiofind against tuned PyBDSF (targets: S90 lower by >= 0.7 natural / 0.4 "
               "uniform; PC3 ratio >= 1.4 natural / 2 uniform):", "",
               "| weighting | S90 lower by | PC3 ratio | PC4 ratio | PC5 ratio |",
               "|---|---|---|---|---|"]
