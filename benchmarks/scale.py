@@ -221,7 +221,8 @@ def part_t(work: Path, size: int, chunk: int) -> dict:
     beam = open_image(path).beam_pixels
     tbd = {"deblend_beams": DEBLEND_BEAMS, **resolve_model("meerkat-natural").tbd}
     t0 = time.perf_counter()
-    blobs = find_blobs(tmap, delta_max=tbd["delta_max"], a_min=int(tbd["a_min"]),
+    blobs = find_blobs(tmap, delta_max=tbd["delta_max"], threshold=tbd.get("threshold"),
+                       a_min=int(tbd["a_min"]),
                        centre=tbd["centre"], n_steps=int(tbd.get("n_steps", 50)),
                        deblend=tbd["deblend_beams"] * beam)
     return {"map": str(path), "seconds": time.perf_counter() - t0, "n": len(blobs.x),

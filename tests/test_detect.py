@@ -161,6 +161,43 @@ def test_detect_starts_without_tensorflow_or_distributed(tmp_path, random_model)
     assert proc.stdout.strip().splitlines()[-1].endswith(" []"), proc.stdout
 
 
+def test_detect_follows_the_models_threshold_rule(tmp_path, random_model):
+    """A card whose TBD search chose a fixed map threshold is cut there; --delta-max asks for the
+    dynamic threshold instead and --threshold for another fixed one."""
+    import json
+    import shutil
+
+    from radiofind.detect.run import detect
+
+    model = tmp_path / "fixed-model"
+    shutil.copytree(random_model, model)
+    card = json.loads((model / "card.json").read_text())
+    dynamic_card = dict(card, tbd=dict(card["tbd"]))
+    card["tbd"].update(delta_max=None, threshold=0.0123)
+    (model / "card.json").write_text(json.dumps(card))
+    data, *_ = make_image(128, n_sources=5)
+    image = write_image(tmp_path / "field.fits", data, make_header(128))
+
+    fixed = detect(image=image, outdir=str(tmp_path / "a"), model=str(model))
+    assert (fixed["threshold"], fixed["threshold_rule"]) == (0.0123, "fixed")
+    table = Table.read(tmp_path / "a" / "field.radiofind.fits")
+    assert table.meta["THRESH"] == 0.0123 and table.meta["THRRULE"] == "fixed"
+    assert "DELTAMAX" not in table.meta
+    other = detect(image=image, outdir=str(tmp_path / "b"), model=str(model), threshold=0.5)
+    assert (other["threshold"], other["threshold_rule"]) == (0.5, "fixed")
+    dynamic = detect(image=image, outdir=str(tmp_path / "c"), model=str(model), delta_max=100)
+    assert dynamic["threshold_rule"] == "dynamic"
+    (model / "card.json").write_text(json.dumps(dynamic_card))
+    same = detect(image=image, outdir=str(tmp_path / "d"), model=str(model), delta_max=100)
+    assert same["threshold"] == dynamic["threshold"] != 0.0123
+    # a card with no rule at all is refused, naming the options
+    card["tbd"].update(delta_max=None, threshold=None)
+    (model / "card.json").write_text(json.dumps(card))
+    with pytest.raises(RadiofindError, match="--delta-max or --threshold"):
+        detect(image=image, outdir=str(tmp_path / "e"), model=str(model))
+    assert not (tmp_path / "e").exists()
+
+
 def test_detect_writes_catalogue_and_map_with_the_input_wcs(tmp_path, random_model):
     from astropy.io import fits
 

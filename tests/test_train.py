@@ -49,7 +49,7 @@ def make_fields(root, n=3, size=96):
 def test_train_two_epochs_writes_a_usable_model(tmp_path, bin_):
     from radiofind.detect.models import load_model
     from radiofind.detect.run import detect
-    from radiofind.training.train import train
+    from radiofind.training.train import DELTA_MAX_GRID, FIXED_THRESHOLD_GRID, train
 
     make_fields(tmp_path / "data")
     card = train(data=str(tmp_path / "data"), outdir=str(tmp_path / "model"), epochs=2,
@@ -61,6 +61,11 @@ def test_train_two_epochs_writes_a_usable_model(tmp_path, bin_):
     assert saved["tbd"]["centre"] in ("mean", "centroid", "peak")
     history = json.loads((tmp_path / "model" / "history.json").read_text())
     assert len(history["loss"]) == 2 and len(history["tbd_search"]) > 10
+    # Both threshold rules were searched, each trial naming one of them.
+    rules = {(t["delta_max"], t["threshold"]) for t in history["tbd_search"]}
+    assert rules == ({(d, None) for d in DELTA_MAX_GRID}
+                     | {(None, t) for t in FIXED_THRESHOLD_GRID})
+    assert (saved["tbd"]["delta_max"] is None) != (saved["tbd"]["threshold"] is None)
     model = load_model(tmp_path / "model")
     summary = detect(image=str(tmp_path / "data" / "field-0" / "natural-image.fits"),
                      outdir=str(tmp_path / "det"), model=str(model.path))

@@ -217,7 +217,8 @@ def find_blobs(tmap, *, delta_max: float, a_min: int, centre: str = "mean",
         The network output ``T(I)``, 2-D: a numpy array, or a dask array for maps of any size
         (processed chunk by chunk). NaN pixels never hold a source.
     delta_max
-        Largest allowed growth of the blob count per threshold step, per 4096² pixels.
+        Largest allowed growth of the blob count per threshold step, per 4096² pixels (the
+        dynamic threshold; None only with a fixed ``threshold``).
     a_min
         Minimum blob area in pixels.
     centre
@@ -233,8 +234,9 @@ def find_blobs(tmap, *, delta_max: float, a_min: int, centre: str = "mean",
     """
     if centre not in CENTRES:
         raise RadiofindError(f"unknown centre rule {centre!r} (choose from {', '.join(CENTRES)})")
-    if delta_max <= 0 or a_min < 1 or n_steps < 2:
-        raise RadiofindError("delta_max must be > 0, a_min >= 1 and n_steps >= 2")
+    if (threshold is None and (delta_max is None or delta_max <= 0)) or a_min < 1 or n_steps < 2:
+        raise RadiofindError("delta_max must be > 0 (or a fixed threshold given), a_min >= 1 and "
+                             "n_steps >= 2")
     tiles = as_tiles(tmap, valid)
     if threshold is None:
         tau, ladder, counts = dynamic_threshold(tiles, delta_max=delta_max, n_steps=n_steps)

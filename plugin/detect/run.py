@@ -68,6 +68,13 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     tbd = {"deblend_beams": DEBLEND_BEAMS, **mdl.tbd}
     tbd.update({k: v for k, v in (("delta_max", delta_max), ("a_min", a_min), ("centre", centre),
                                   ("deblend_beams", deblend)) if v is not None})
+    # The threshold rule: --threshold (fixed), else --delta-max (dynamic), else the model's own,
+    # which its TBD search chose: a fixed map threshold if the card has one, else dynamic.
+    if threshold is None and delta_max is None:
+        threshold = tbd.get("threshold")
+    if threshold is None and not tbd.get("delta_max"):
+        raise RadiofindError(f"model {mdl.name} has neither a delta_max nor a threshold in its "
+                             "card: give --delta-max or --threshold")
     progress = progress or sys.stderr.isatty()
     # The network sees the image on its own grid: oversampled beams are averaged in blocks so
     # the beam spans as many pixels as in training (catalogue positions come back to the input's).
@@ -125,12 +132,17 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
         if noise == "local":
             table["rms"] = src_noise
         table.meta.update({"MODEL": mdl.name, "THRESH": blobs.threshold,
-                           "DELTAMAX": tbd["delta_max"], "AMIN": int(tbd["a_min"]),
-                           "CENTRE": tbd["centre"], "NOISEMAP": noise, "BIN": factor})
+                           "THRRULE": "fixed" if threshold is not None else "dynamic",
+                           "AMIN": int(tbd["a_min"]), "CENTRE": tbd["centre"],
+                           "NOISEMAP": noise, "BIN": factor})
+        if threshold is None:
+            table.meta["DELTAMAX"] = tbd["delta_max"]
         write_catalog(table, stage, names["base"], formats)
         fits.setval(map_path, "RFTHRESH", value=blobs.threshold)
     summary = {"image": image, "model": mdl.name, "model_reason": why, "n_sources": len(table),
-               "threshold": blobs.threshold, "noise": sigma, "noise_mode": noise, "tbd": tbd,
+               "threshold": blobs.threshold,
+               "threshold_rule": "fixed" if threshold is not None else "dynamic",
+               "noise": sigma, "noise_mode": noise, "tbd": tbd,
                "catalog": str(Path(outdir) / names.get("fits", names[formats[0]])),
                "map": str(Path(outdir) / map_name), "chunk": chunk, "bin": factor,
                "scheduler": where,

@@ -4,8 +4,9 @@
 2. The network learns to map noise-normalised images to demand images (MSE loss, Adam) from random
    crops with flips and 90° rotations.
 3. On the validation fields, the full detection path (chunked inference + TBD) runs over a grid of
-   (delta_max, a_min, centre); the combination with the best PC3 (DeepSource section 4.3) is
-   written into the model card with all the scores of the search.
+   (threshold rule, a_min, centre), the rule being DeepSource's dynamic threshold with a given
+   delta_max or one fixed map threshold; the combination with the best PC3 (DeepSource section
+   4.3) is written into the model card with all the scores of the search.
 
 The result is a model folder (``card.json`` + ``weights.npz``) usable with ``--model`` or, copied
 into ``radiofind/models/``, bundled. Everything is seeded: the same data and seed give the same
@@ -29,12 +30,17 @@ from radiofind.io.outputs import staged_outputs
 log = logging.getLogger("radiofind.train")
 
 DELTA_MAX_GRID = (25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200)
+# Fixed thresholds, in the network map's units (the map of an image divided by its noise), in
+# steps of sqrt(2): the alternative to Delta_max's dynamic threshold that the search may choose.
+FIXED_THRESHOLD_GRID = (0.025, 0.035, 0.05, 0.07, 0.1, 0.14, 0.2, 0.28, 0.4, 0.57, 0.8, 1.13,
+                        1.6)
 A_MIN_GRID = (1, 3, 5, 10, 20, 40, 80)
 
 
 def search_grid(centres) -> dict:
     """The TBD grid searched, as recorded in model cards."""
-    return {"delta_max": list(DELTA_MAX_GRID), "a_min": list(A_MIN_GRID), "centre": list(centres)}
+    return {"delta_max": list(DELTA_MAX_GRID), "threshold": list(FIXED_THRESHOLD_GRID),
+            "a_min": list(A_MIN_GRID), "centre": list(centres)}
 
 
 def retune(*, model: str, data: str, centres=("mean", "centroid", "peak")) -> dict:
@@ -59,7 +65,8 @@ def retune(*, model: str, data: str, centres=("mean", "centroid", "peak")) -> di
     tmaps = [predict_map(net, mdl.architecture, f.normalised) for f in fields]
     n_steps = int(card["tbd"].get("n_steps", 50))
     best, trials = search_tbd(fields, tmaps, n_steps=n_steps, centres=centres)
-    card["tbd"].update({"delta_max": best["delta_max"], "a_min": best["a_min"],
+    card["tbd"].update({"delta_max": best["delta_max"], "threshold": best["threshold"],
+                        "a_min": best["a_min"],
                         "centre": best["centre"], "searched": search_grid(centres),
                         "retuned": "TBD search re-run on the trained network "
                                    "(radiofind.training.train.retune, scripts/retune_tbd.py)"})
@@ -82,7 +89,7 @@ def truth_snrs(fields) -> dict:
     return {f.name: measure_truth_snr(f.image, f.truth_ra, f.truth_dec) for f in fields}
 
 
-def validation_scores(fields, tmaps, *, delta_max: float, a_min: int, centre: str,
+def validation_scores(fields, tmaps, *, delta_max: float | None, a_min: int, centre: str,
                       n_steps: int, snr_bin: float = 0.5, match_radius: float = 2 / 3,
                       thresholds: dict | None = None, truth: dict | None = None,
                       deblend_beams: float | None = None) -> dict:
@@ -108,7 +115,13 @@ def validation_scores(fields, tmaps, *, delta_max: float, a_min: int, centre: st
 
 def search_tbd(fields, tmaps, *, n_steps: int, centres=("mean", "centroid", "peak")
                ) -> tuple[dict, list[dict]]:
-    """Grid search of (delta_max, a_min, centre) maximising validation PC3 (ties: lower S90)."""
+    """Grid search of the threshold rule, a_min and centre, maximising validation PC3 (ties:
+    lower S90).
+
+    The threshold rule is DeepSource's dynamic one with each ``delta_max`` of
+    ``DELTA_MAX_GRID``, or one fixed map threshold of ``FIXED_THRESHOLD_GRID`` for every image.
+    Each trial has both keys, the rule it did not use set to None.
+    """
     from radiofind.detect.blobs import CENTRES, dynamic_threshold
 
     centres = tuple(centres)
@@ -116,16 +129,21 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=("mean", "centroid", "pea
         raise RadiofindError(f"centres must be among {', '.join(CENTRES)}, got {centres}")
     trials = []
     truth = truth_snrs(fields)
-    for delta_max in DELTA_MAX_GRID:
-        # The dynamic threshold depends on delta_max only: find it once per field.
-        taus = {f.name: dynamic_threshold(t, delta_max=delta_max, n_steps=n_steps,
-                                          valid=np.isfinite(f.grid.data))[0]
-                for f, t in zip(fields, tmaps, strict=True)}
+    rules = [(d, None) for d in DELTA_MAX_GRID] + [(None, t) for t in FIXED_THRESHOLD_GRID]
+    for delta_max, fixed in rules:
+        if fixed is None:
+            # The dynamic threshold depends on delta_max only: find it once per field.
+            taus = {f.name: dynamic_threshold(t, delta_max=delta_max, n_steps=n_steps,
+                                              valid=np.isfinite(f.grid.data))[0]
+                    for f, t in zip(fields, tmaps, strict=True)}
+        else:
+            taus = {f.name: fixed for f in fields}
         for a_min, centre in itertools.product(A_MIN_GRID, centres):
             s = validation_scores(fields, tmaps, delta_max=delta_max, a_min=a_min, centre=centre,
                                   n_steps=n_steps, thresholds=taus, truth=truth)
-            trials.append({"delta_max": delta_max, "a_min": a_min, "centre": centre,
-                           "pc3": s["pc3"], "pc4": s["pc4"], "pc5": s["pc5"], "s90": s["s90"]})
+            trials.append({"delta_max": delta_max, "threshold": fixed, "a_min": a_min,
+                           "centre": centre, "pc3": s["pc3"], "pc4": s["pc4"], "pc5": s["pc5"],
+                           "s90": s["s90"]})
 
     best = max(trials, key=_score_key)
     return best, trials
@@ -257,7 +275,8 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
                                        "pixels set to 0"},
             "demand": {**demand, "searched": {"alpha": alphas, "b_n": b_ns,
                                               "validation": searched}},
-            "tbd": {"delta_max": best["delta_max"], "a_min": best["a_min"],
+            "tbd": {"delta_max": best["delta_max"], "threshold": best["threshold"],
+                    "a_min": best["a_min"],
                     "centre": best["centre"], "n_steps": n_steps,
                     "deblend_beams": round(DEBLEND_BEAMS, 4), "searched": search_grid(centres)},
             "valid": {"beam_pixels": [round(float(beams.min()) / 1.5, 2),
