@@ -242,18 +242,27 @@ def find_blobs(tmap, *, delta_max: float, a_min: int, centre: str = "mean",
         tau, ladder, counts = dynamic_threshold(tiles, delta_max=delta_max, n_steps=n_steps)
     else:
         tau, ladder, counts = float(threshold), np.array([threshold]), np.array([], dtype=int)
-    table = blob_table(tiles, tau, deblend=deblend)
+    x, y, area, score = select_blobs(blob_table(tiles, tau, deblend=deblend), a_min=a_min,
+                                     centre=centre, width=tiles.shape[1])
+    return Blobs(x=x, y=y, area=area, score=score, threshold=tau, thresholds=ladder,
+                 counts=counts)
+
+
+def select_blobs(table: dict[str, np.ndarray], *, a_min: int, centre: str, width: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The blobs of a :func:`blob_table` of at least ``a_min`` pixels, each at its ``centre``:
+    x, y (0-based pixels), area and peak score. ``width``: the map's width in pixels."""
+    if centre not in CENTRES:
+        raise RadiofindError(f"unknown centre rule {centre!r} (choose from {', '.join(CENTRES)})")
     keep = table["area"] >= a_min
     table = {k: v[keep] for k, v in table.items()}
-    width = tiles.shape[1]
     if centre == "mean":
         y, x = table["sy"] / table["area"], table["sx"] / table["area"]
     elif centre == "centroid":
         y, x = table["swy"] / table["sw"], table["swx"] / table["sw"]
     else:
         y, x = (table["argmax"] // width).astype(float), (table["argmax"] % width).astype(float)
-    return Blobs(x=x, y=y, area=table["area"], score=table["max"], threshold=tau,
-                 thresholds=ladder, counts=counts)
+    return x, y, table["area"], table["max"]
 
 
 def blob_table(tiles, tau: float, *, deblend: float | None = None) -> dict[str, np.ndarray]:

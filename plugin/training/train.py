@@ -89,25 +89,22 @@ def truth_snrs(fields) -> dict:
     return {f.name: measure_truth_snr(f.image, f.truth_ra, f.truth_dec) for f in fields}
 
 
-def validation_scores(fields, tmaps, *, delta_max: float | None, a_min: int, centre: str,
-                      n_steps: int, snr_bin: float = 0.5, match_radius: float = 2 / 3,
-                      thresholds: dict | None = None, truth: dict | None = None,
-                      deblend_beams: float | None = None) -> dict:
-    """Detect on every validation field and score all of them together (as DeepSource does)."""
-    from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs
+def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
+                      snr_bin: float = 0.5, match_radius: float = 2 / 3) -> dict:
+    """Score every validation field's blobs together (as DeepSource does).
+
+    ``tables``: one :func:`radiofind.detect.blobs.blob_table` per field, at that field's
+    threshold; ``a_min`` and ``centre`` pick the sources from it as detect does.
+    """
+    from radiofind.detect.blobs import select_blobs
     from radiofind.evaluate.run import match_field, score_fields
 
-    truth = truth or truth_snrs(fields)
-    deblend_beams = DEBLEND_BEAMS if deblend_beams is None else deblend_beams
     matches = []
-    for field, tmap in zip(fields, tmaps, strict=True):
+    for field, table in zip(fields, tables, strict=True):
         grid = field.grid
-        tau = None if thresholds is None else thresholds[field.name]
-        blobs = find_blobs(tmap, delta_max=delta_max, a_min=a_min, centre=centre, n_steps=n_steps,
-                           threshold=tau, valid=np.isfinite(grid.data),
-                           deblend=deblend_beams * grid.beam_pixels)
+        x, y, _, _ = select_blobs(table, a_min=a_min, centre=centre, width=grid.data.shape[1])
         snr, noise = truth[field.name]
-        ra, dec = grid.pixel_to_world(blobs.x, blobs.y)
+        ra, dec = grid.pixel_to_world(x, y)
         matches.append(match_field(field.image, field.truth_ra, field.truth_dec, snr, noise,
                                    ra, dec, match_radius=match_radius))
     return score_fields(matches, snr_bin=snr_bin)
@@ -120,27 +117,31 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=("mean", "centroid", "pea
 
     The threshold rule is DeepSource's dynamic one with each ``delta_max`` of
     ``DELTA_MAX_GRID``, or one fixed map threshold of ``FIXED_THRESHOLD_GRID`` for every image.
-    Each trial has both keys, the rule it did not use set to None.
+    Each trial has both keys, the rule it did not use set to None. The blobs above a field's
+    threshold do not depend on a_min or the centre rule: they are found once per rule and field.
     """
-    from radiofind.detect.blobs import CENTRES, dynamic_threshold
+    from radiofind.detect.blobs import (
+        CENTRES,
+        DEBLEND_BEAMS,
+        as_tiles,
+        blob_table,
+        dynamic_threshold,
+    )
 
     centres = tuple(centres)
     if not centres or set(centres) - set(CENTRES):
         raise RadiofindError(f"centres must be among {', '.join(CENTRES)}, got {centres}")
     trials = []
     truth = truth_snrs(fields)
+    tiles = [as_tiles(t, np.isfinite(f.grid.data)) for f, t in zip(fields, tmaps, strict=True)]
     rules = [(d, None) for d in DELTA_MAX_GRID] + [(None, t) for t in FIXED_THRESHOLD_GRID]
     for delta_max, fixed in rules:
-        if fixed is None:
-            # The dynamic threshold depends on delta_max only: find it once per field.
-            taus = {f.name: dynamic_threshold(t, delta_max=delta_max, n_steps=n_steps,
-                                              valid=np.isfinite(f.grid.data))[0]
-                    for f, t in zip(fields, tmaps, strict=True)}
-        else:
-            taus = {f.name: fixed for f in fields}
+        taus = [fixed if fixed is not None else
+                dynamic_threshold(t, delta_max=delta_max, n_steps=n_steps)[0] for t in tiles]
+        tables = [blob_table(t, tau, deblend=DEBLEND_BEAMS * f.grid.beam_pixels)
+                  for f, t, tau in zip(fields, tiles, taus, strict=True)]
         for a_min, centre in itertools.product(A_MIN_GRID, centres):
-            s = validation_scores(fields, tmaps, delta_max=delta_max, a_min=a_min, centre=centre,
-                                  n_steps=n_steps, thresholds=taus, truth=truth)
+            s = validation_scores(fields, tables, a_min=a_min, centre=centre, truth=truth)
             trials.append({"delta_max": delta_max, "threshold": fixed, "a_min": a_min,
                            "centre": centre, "pc3": s["pc3"], "pc4": s["pc4"], "pc5": s["pc5"],
                            "s90": s["s90"]})
