@@ -16,7 +16,9 @@ declare -A first_seed=([meerkat]=1000 [askap]=2000)
 # 4 x 4, ASKAP's (~13.6 px) in 3 x 3, so the beam spans ~4.6 network pixels, as the uniform beams do. Demand smoothing scales are in
 # network pixels: horn radius ~0.85 beam and Gaussian FWHM ~0.55 beam for the natural models (a
 # horn of 6 / Gaussian of 4 at bin 4 merged pairs 1.5 beams apart), 6/4 px for the uniform ones.
-declare -A version=([meerkat-natural]=3 [askap-natural]=2 [meerkat-uniform]=1 [askap-uniform]=1)
+# Versions x.1: the x networks, their TBD re-searched once fixed thresholds joined the grid (this
+# script's training now searches both rules, so it gives the x.1 cards directly).
+declare -A version=([meerkat-natural]=3 [askap-natural]=2.1 [meerkat-uniform]=1.1 [askap-uniform]=1.1)
 declare -A bin=([meerkat-natural]=4 [askap-natural]=3 [meerkat-uniform]=1 [askap-uniform]=1)
 declare -A horn=([meerkat-natural]=4 [askap-natural]=4 [meerkat-uniform]=6 [askap-uniform]=6)
 declare -A gauss=([meerkat-natural]=2.5 [askap-natural]=2.5 [meerkat-uniform]=4 [askap-uniform]=4)
