@@ -140,11 +140,16 @@ def above_five(matches) -> dict:
 
 
 def summary(res: dict) -> dict:
+    """The headline scores of a :func:`radiofind.evaluate.metrics.score` result, with the true
+    sources and detections in the SNR 3, 4 and 5 bins: how many counts each PC rests on."""
     keys = ("pc3", "pc4", "pc5", "s90", "n_detections", "n_tp", "n_truth")
     out = {k: res[k] for k in keys}
     for s in ("3", "4", "5"):
         out[f"p{s}"] = res["at_snr"][s]["purity"]
         out[f"c{s}"] = res["at_snr"][s]["completeness"]
+    k = {s: int(round(s / res["bins"]["width"])) for s in (3, 4, 5)}
+    out["n_true_bin"] = {str(s): res["tp_true"][i] + res["fn"][i] for s, i in k.items()}
+    out["n_det_bin"] = {str(s): res["tp_det"][i] + res["fp"][i] for s, i in k.items()}
     return out
 
 
@@ -226,12 +231,13 @@ def main() -> None:
     lines = [f"Held-out {args.telescope} fields: {args.fields} test ({args.size}² at 1.5\", "
              f"{args.n_sources} sources, SNR scale {args.snr_scale}), PyBDSF tuned on "
              f"{args.val_fields} other fields.", "",
-             "| weighting | finder | P3 | C3 | PC3 | PC4 | PC5 | S90 | C(≥5) | P(≥5) | "
-             "detections |",
+             "| weighting | finder | P3 (detections) | C3 (sources) | PC3 | PC4 | PC5 | S90 | "
+             "C(≥5) | P(≥5) | detections |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for w, wres in results["weightings"].items():
         for name, r in wres["finders"].items():
-            lines.append(f"| {w} | {name} | {fmt(r['p3'])} | {fmt(r['c3'])} | {fmt(r['pc3'])} | "
+            lines.append(f"| {w} | {name} | {fmt(r['p3'])} ({r['n_det_bin']['3']}) | "
+                         f"{fmt(r['c3'])} ({r['n_true_bin']['3']}) | {fmt(r['pc3'])} | "
                          f"{fmt(r['pc4'])} | {fmt(r['pc5'])} | {fmt(r['s90'])} | "
                          f"{fmt(r['c_ge5'])} ({r['n_true5']}) | {fmt(r['p_ge5'])} ({r['n_det5']}) "
                          f"| {r['n_detections']} |")

@@ -251,10 +251,6 @@ def main() -> None:
                                                       detect_field(base, w)[0]))
             full = score_fields(matches)
             res = summary(full)
-            # True sources and detections in the SNR 3, 4, 5 bins: how much each PC rests on.
-            k = {s: int(round(s / full["bins"]["width"])) for s in (3, 4, 5)}
-            res["n_true_bin"] = {str(s): full["tp_true"][i] + full["fn"][i] for s, i in k.items()}
-            res["n_det_bin"] = {str(s): full["tp_det"][i] + full["fp"][i] for s, i in k.items()}
             res.update(above_five(matches))
             beams = [field_truth(f, w)[0].beam_pixels for f in folders]
             versions = sorted({f"{i['model']}-{i['model_version']}" for i in infos})
