@@ -29,7 +29,8 @@ SHORT_OPTIONS = {"outdir": "-o"}
 def load_cabs() -> dict[str, dict[str, Any]]:
     """The cab definitions, keyed by cab name (``radiofind.detect``, ...)."""
     text = resources.files("radiofind.cabs").joinpath(CAB_FILE).read_text()
-    # libyaml's parser when PyYAML has it: every command line starts here (0.1 s in pure Python).
+    # libyaml's parser when PyYAML has it: every command line starts here (0.04 s in pure Python,
+    # 0.004 s in libyaml).
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return yaml.load(text, Loader=loader)["cabs"]
 

@@ -8,7 +8,7 @@ first layer). The chunked result equals the one-pass result to float rounding.
 
 Two runtimes run a block: ONNX Runtime (:class:`OnnxBlock`, what ``detect`` uses) and TensorFlow
 (:class:`NetworkBlock`, the Keras network training builds). They compute the same map to float
-rounding; ONNX Runtime imports in ~0.2 s against TensorFlow's ~3 s and runs ~1.5x faster on CPU.
+rounding; ONNX Runtime imports in ~0.2 s against TensorFlow's ~3 s and runs ~1.8x faster on CPU.
 
 Memory: a chunk of ``c`` pixels a side runs as one (c + 2 x halo)² image through 12-channel
 layers, a few 48-to-64-byte-per-pixel activations at a time. Measured with ONNX Runtime 1.31 on CPU
