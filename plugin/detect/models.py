@@ -70,10 +70,6 @@ class Model:
             return NetworkBlock(weights, self.architecture)
         raise RadiofindError(f"runtime must be 'onnxruntime' or 'tensorflow', got {runtime!r}")
 
-    def network(self):
-        """The Keras network with the trained weights."""
-        return self.block("tensorflow").network()
-
 
 def bundled_dir() -> Path:
     return Path(str(resources.files("radiofind.models")))

@@ -43,6 +43,12 @@ def search_grid(centres) -> dict:
             "a_min": list(A_MIN_GRID), "centre": list(centres)}
 
 
+def tbd_settings(best: dict, centres) -> dict:
+    """A model card's TBD choice from the search's best trial, with the grid it was chosen from."""
+    return {k: best[k] for k in ("delta_max", "threshold", "a_min", "centre")} | {
+        "searched": search_grid(centres)}
+
+
 def retune(*, model: str, data: str, centres=("mean", "centroid", "peak")) -> dict:
     """Re-run the TBD search of a trained model on its own validation fields; update its card.
 
@@ -65,11 +71,9 @@ def retune(*, model: str, data: str, centres=("mean", "centroid", "peak")) -> di
     tmaps = [predict_map(net, mdl.architecture, f.normalised) for f in fields]
     n_steps = int(card["tbd"].get("n_steps", 50))
     best, trials = search_tbd(fields, tmaps, n_steps=n_steps, centres=centres)
-    card["tbd"].update({"delta_max": best["delta_max"], "threshold": best["threshold"],
-                        "a_min": best["a_min"],
-                        "centre": best["centre"], "searched": search_grid(centres),
-                        "retuned": "TBD search re-run on the trained network "
-                                   "(radiofind.training.train.retune, scripts/retune_tbd.py)"})
+    card["tbd"].update(tbd_settings(best, centres),
+                       retuned="TBD search re-run on the trained network "
+                               "(radiofind.training.train.retune, scripts/retune_tbd.py)")
     card["validation"].update({"PC3": best["pc3"], "PC4": best["pc4"], "PC5": best["pc5"],
                                "S90": best["s90"]})
     card = json_safe(card)
@@ -276,10 +280,8 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
                                        "pixels set to 0"},
             "demand": {**demand, "searched": {"alpha": alphas, "b_n": b_ns,
                                               "validation": searched}},
-            "tbd": {"delta_max": best["delta_max"], "threshold": best["threshold"],
-                    "a_min": best["a_min"],
-                    "centre": best["centre"], "n_steps": n_steps,
-                    "deblend_beams": round(DEBLEND_BEAMS, 4), "searched": search_grid(centres)},
+            "tbd": {**tbd_settings(best, centres), "n_steps": n_steps,
+                    "deblend_beams": round(DEBLEND_BEAMS, 4)},
             "valid": {"beam_pixels": [round(float(beams.min()) / 1.5, 2),
                                       round(float(beams.max()) * 1.5, 2)],
                       "beam_pixels_trained": round(float(np.median(beams)), 3),
