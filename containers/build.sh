@@ -14,7 +14,9 @@
 #      (localhost/radiofind-bookworm-base; later builds reuse it, RADIOFIND_REBUILD_BASE=1 remakes
 #      it);
 #   4. builds containers/Containerfile on it with host networking, the host's CA bundle mounted
-#      for pip;
+#      for pip, after removing earlier radiofind builds that no tag names any more (each rebuild
+#      leaves one, ~4 GB) and checking that the container storage has room; removes the build
+#      it replaced afterwards;
 #   5. runs `radiofind demo` and a `stimela run` of the shipped recipe inside the image, with no
 #      network, writing into a temporary folder, and checks exit codes and output files.
 # Prints the build time, the image size and the smoke-test times; exits non-zero on any failure.
@@ -22,7 +24,8 @@
 # Environment: RADIOFIND_IMAGE (image name, default radiofind), RADIOFIND_BASE (use this base image
 # instead of making one, e.g. debian:bookworm-slim where a registry is reachable),
 # RADIOFIND_APT_MIRROR (Debian mirror for debootstrap; default: the host's), RADIOFIND_DEMO_ARGS
-# (default "--size 1024 --n-sources 300"), RADIOFIND_KEEP_SMOKE=1 keeps the smoke-test folder.
+# (default "--size 1024 --n-sources 300"), RADIOFIND_KEEP_SMOKE=1 keeps the smoke-test folder,
+# RADIOFIND_BUILD_FREE_GB (free space the build insists on, default 10).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,7 +38,7 @@ case "${1:-}" in
   "") ;;
   --no-test) test=0 ;;
   --test-only) build=0 ;;
-  -h|--help) sed -n '2,25p' "$0" | sed -E 's/^# ?//'; exit 0 ;;
+  -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed -E 's/^# ?//'; exit 0 ;;
   *) echo "usage: $0 [--no-test|--test-only]" >&2; exit 2 ;;
 esac
 
@@ -135,13 +138,27 @@ if [ "$build" = 1 ]; then
     volumes=(-v "$ca:/run/host-ca.crt:ro")
     build_args+=(--build-arg PIP_CERT=/run/host-ca.crt)
   fi
-  log "building $image:$version from $base_image"
+  # Each rebuild leaves the image it replaced untagged; without this, repeated builds fill the
+  # disk (seen: 65 images, 109 GB). Only images carrying the Containerfile's label are touched.
+  prune_superseded() {
+    pm image prune -f --filter "label=org.opencontainers.image.title=radiofind" >/dev/null \
+      || log "warning: could not remove superseded radiofind images"
+  }
+  prune_superseded
+  store=$(pm info --format '{{.Store.GraphRoot}}')
+  free_gb=$(df -Pk "$store" | awk 'NR == 2 { printf "%d", $4 / 1048576 }')
+  need_gb=${RADIOFIND_BUILD_FREE_GB:-10}
+  [ "$free_gb" -ge "$need_gb" ] || die "only $free_gb GB free in the container storage $store;" \
+    "the build needs ~$need_gb GB (the image is ~4 GB and is written twice while committed)." \
+    "Free space, e.g. podman image prune, or set RADIOFIND_BUILD_FREE_GB."
+  log "building $image:$version from $base_image ($free_gb GB free in $store)"
   t0=$(now)
   pm build --network host --layers --force-rm "${build_args[@]}" "${volumes[@]}" \
     --ignorefile "$here/Containerfile.dockerignore" -f "$here/Containerfile" \
     -t "$image:$version" -t "$image:latest" "$repo" || die "podman build"
   build_s=$(since "$t0")
   log "built $image:$version in $build_s s"
+  prune_superseded
 fi
 
 pm image exists "$image:$version" || die "no image $image:$version (build it first)"
