@@ -75,17 +75,18 @@ def field_match(folder: Path, weighting: str, catalog: Path):
     return match_field(image, t_ra, t_dec, snr, noise, d_ra, d_dec)
 
 
-# In every cache key: catalogues made by another model version or another network runtime are
-# not reused (detect ran the network in TensorFlow until it moved to ONNX Runtime).
-RUNTIME = "onnxruntime"
+# In every cache key: catalogues made by another model version, or by a detect whose results
+# differ, are not reused. Name here each change of detect that changes catalogues: the network
+# moved from TensorFlow to ONNX Runtime; narrow beams are interpolated onto a finer grid.
+DETECT_REVISION = "onnxruntime; narrow beams interpolated"
 
 
 def model_digest(path: Path) -> str:
-    """A digest of a model folder's card and weights, and of the runtime that runs it."""
+    """A digest of a model folder's card and weights, and of ``DETECT_REVISION``."""
     import hashlib
 
     return hashlib.sha1((path / "card.json").read_bytes() + (path / "weights.npz").read_bytes()
-                        + RUNTIME.encode()).hexdigest()[:10]
+                        + DETECT_REVISION.encode()).hexdigest()[:10]
 
 
 def model_for(image: Path):

@@ -1,4 +1,5 @@
-"""Block-averaging oversampled images for the network: values, WCS, and the way back."""
+"""Putting images on the network's grid: block-averaging oversampled images, interpolating
+undersampled ones; values, WCS, and the way back."""
 
 import json
 
@@ -9,7 +10,14 @@ from astropy.table import Table
 from astropy.wcs import WCS
 from synthetic import make_header, make_image, write_image
 
-from radiofind.io.images import binned, block_mean, open_image, read_image, unbinned_pixels
+from radiofind.io.images import (
+    binned,
+    block_mean,
+    open_image,
+    read_image,
+    unbinned_pixels,
+    upsampled,
+)
 
 
 def test_block_mean_ignores_blanks_and_dask_equals_numpy():
@@ -44,7 +52,7 @@ def test_binned_pixels_sit_at_the_centres_of_their_blocks(tmp_path, cd):
         header = w.to_header()
         header.update({k: v for k, v in make_header(100).items() if k in ("BMAJ", "BMIN", "BPA")})
     img = read_image(write_image(tmp_path / "f.fits", np.ones((100, 100), np.float32), header))
-    for factor in (2, 3, 4):
+    for factor in (2, 3, 4, 0.75, 0.6):
         grid = binned(img, factor)
         assert grid.beam_pixels == pytest.approx(img.beam_pixels / factor)
         xb, yb = np.array([0.0, 7.3, 20.0]), np.array([0.0, 11.6, 5.5])
@@ -58,6 +66,37 @@ def test_binned_pixels_sit_at_the_centres_of_their_blocks(tmp_path, cd):
     lazy = binned(open_image(tmp_path / "f.fits", chunk=32), 3, chunk=16)
     assert hasattr(lazy.data, "dask")
     np.testing.assert_array_equal(lazy.data.compute(), binned(img, 3).data)
+
+
+def test_upsampled_interpolates_a_smooth_image_and_dask_equals_numpy():
+    import dask.array as da
+
+    # A band-limited image (Gaussians 4 px wide): the spline reproduces it between pixels.
+    yy, xx = np.mgrid[0:150, 0:131].astype(float)
+    def sky(y, x):
+        return (np.exp(-((y - 60.3) ** 2 + (x - 70.1) ** 2) / (2 * 4.0**2))
+                - 0.5 * np.exp(-((y - 20.0) ** 2 + (x - 30.6) ** 2) / (2 * 4.0**2)))
+    data = sky(yy, xx).astype(np.float32)
+    factor = 0.7
+    out = upsampled(data, factor)
+    assert out.shape == (215, 188)  # ceil(150 / 0.7), ceil(131 / 0.7)
+    qy, qx = np.mgrid[0:215, 0:188].astype(float)
+    truth = sky((qy + 0.5) * factor - 0.5, (qx + 0.5) * factor - 0.5)
+    inner = (slice(5, 205), slice(5, 180))  # away from the edges' boundary condition
+    assert np.abs(out[inner] - truth[inner]).max() < 2e-3
+    # Chunked (uneven blocks, each reading its footprint plus a halo) = in one piece.
+    lazy = upsampled(da.from_array(data, chunks=(70, 33)), factor, chunk=48)
+    assert lazy.chunks[0][:2] == (48, 48)
+    np.testing.assert_allclose(lazy.compute(), out, atol=1e-5)
+    # A blank pixel blanks the grid pixels nearest to it, and nothing else.
+    holed = data.copy()
+    holed[100:103, 10:14] = np.nan
+    up = upsampled(holed, factor)
+    blank = np.isnan(up)
+    iy = np.clip(np.rint((np.arange(215) + 0.5) * factor - 0.5).astype(int), 0, 149)
+    ix = np.clip(np.rint((np.arange(188) + 0.5) * factor - 0.5).astype(int), 0, 130)
+    np.testing.assert_array_equal(blank, np.isnan(holed)[np.ix_(iy, ix)])
+    assert np.isfinite(up[:120, 30:]).all()
 
 
 def _binned_model(path, random_model, bin_):
@@ -75,8 +114,10 @@ def test_bin_factor_follows_the_beam(tmp_path, random_model):
 
     model = load_model(_binned_model(tmp_path / "m", random_model, 2))
     # Trained at 8-px beams binned by 2 (4 network pixels): scale the factor with the beam.
-    assert [model.bin_factor(b) for b in (3.0, 5.9, 8.0, 10.5, 12.0, 17.0)] == [1, 1, 2, 3, 3, 4]
+    assert [model.bin_factor(b) for b in (3.0, 5.9, 8.0, 10.5, 12.0, 17.0)] == [0.75, 1, 2, 3, 3, 4]
     assert load_model(random_model).bin_factor(4.0) == 1  # a card without input.bin
+    # Narrower than trained by more than 10 %: the exact ratio, for interpolation.
+    assert [model.bin_factor(b) for b in (3.7, 3.5, 2.0)] == [1, 0.875, 0.5]
 
 
 def test_detect_bins_an_oversampled_image_and_reports_input_pixels(tmp_path, random_model):
@@ -107,3 +148,42 @@ def test_detect_bins_an_oversampled_image_and_reports_input_pixels(tmp_path, ran
     # Peaks are read from the input image, not the averaged one.
     np.testing.assert_allclose(table["peak"],
                                data[np.rint(y).astype(int), np.rint(x).astype(int)], rtol=1e-6)
+
+
+def test_detect_interpolates_an_undersampled_image_and_reports_input_pixels(tmp_path,
+                                                                             random_model):
+    from radiofind.detect.run import detect
+
+    # Trained at 4-px beams; this image's beam is 2.5 px, so the network sees it on a grid of
+    # 0.625 input pixels, where the beam is 4 px again.
+    model = _binned_model(tmp_path / "m", random_model, 1)
+    data, *_ = make_image(120, n_sources=6, beam_pix=2.5)
+    image = write_image(tmp_path / "field.fits", data, make_header(120, beam_arcsec=3.75))
+    summary = detect(image=image, outdir=str(tmp_path / "out"), model=str(model), chunk=64,
+                     threshold=0.0)
+    assert summary["bin"] == pytest.approx(0.625)
+    map_path = tmp_path / "out" / "field.radiofind-map.fits"
+    assert fits.getdata(map_path).shape == (192, 192)
+    grid = read_image(map_path, require_beam=False)
+    assert grid.beam_pixels == pytest.approx(4.0, rel=1e-3)
+    table = Table.read(tmp_path / "out" / "field.radiofind.fits")
+    assert len(table) == summary["n_sources"] > 0
+    assert table.meta["BIN"] == pytest.approx(0.625)
+    # Catalogue pixels are the input's: they give the same sky positions on the input's WCS.
+    img = read_image(image)
+    ra, dec = img.pixel_to_world(np.asarray(table["x"]), np.asarray(table["y"]))
+    np.testing.assert_allclose(table["ra"], ra, atol=1e-8)
+    np.testing.assert_allclose(table["dec"], dec, atol=1e-8)
+
+
+def test_a_bundled_model_finds_every_bright_source_in_an_undersampled_image(tmp_path):
+    from radiofind.detect.run import detect
+
+    # meerkat-uniform was trained on 4.3-px beams; at 3.0 px its grid is 0.70 input pixels.
+    data, x, y, _ = make_image(200, n_sources=12, snr=(15.0, 40.0), beam_pix=3.0, seed=4)
+    image = write_image(tmp_path / "field.fits", data, make_header(200, beam_arcsec=4.5))
+    summary = detect(image=image, outdir=str(tmp_path / "out"), model="meerkat-uniform")
+    assert summary["bin"] == pytest.approx(3.0 / 4.298, abs=1e-3)
+    table = Table.read(tmp_path / "out" / "field.radiofind.fits")
+    d = np.hypot(np.asarray(table["x"])[:, None] - x, np.asarray(table["y"])[:, None] - y)
+    assert (d.min(axis=0) < 0.5).all(), d.min(axis=0)  # every source, within half a pixel

@@ -76,13 +76,17 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
         raise RadiofindError(f"model {mdl.name} has neither a delta_max nor a threshold in its "
                              "card: give --delta-max or --threshold")
     progress = progress or sys.stderr.isatty()
-    # The network sees the image on its own grid: oversampled beams are averaged in blocks so
-    # the beam spans as many pixels as in training (catalogue positions come back to the input's).
+    # The network sees the image on its own grid, where the beam spans about as many pixels as
+    # in training: oversampled beams are averaged in blocks, narrow ones interpolated onto a finer
+    # grid (catalogue positions come back to the input's pixels).
     factor = mdl.bin_factor(img.beam_pixels)
     grid = binned(img, factor, chunk=chunk)
     if factor > 1:
         log.info("beam %.1f px: averaging %d x %d pixel blocks for the network (beam %.1f px)",
                  img.beam_pixels, factor, factor, grid.beam_pixels)
+    elif factor < 1:
+        log.info("beam %.1f px: interpolating onto %.3g-pixel steps for the network (beam %.1f "
+                 "px)", img.beam_pixels, factor, grid.beam_pixels)
     ny, nx = grid.data.shape
 
     with staged_outputs(outdir, planned, overwrite=overwrite) as stage, \
@@ -122,8 +126,9 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                            deblend=tbd["deblend_beams"] * grid.beam_pixels)
         t3 = time.perf_counter()
         src_noise = sigma if noise == "global" else pixel_values(rms, blobs.x, blobs.y)
-        if factor > 1:
-            # Averaging lowers the noise a little: SNRs in the catalogue use the input's own.
+        if factor != 1:
+            # Averaging lowers the noise a little, and so does interpolating: SNRs in the
+            # catalogue use the input's own.
             grid_sigma = sigma if noise == "global" else robust_rms(data)
             src_noise = src_noise * (robust_rms(img.data, max_samples=1_000_000) / grid_sigma)
         x, y = unbinned_pixels(blobs.x, blobs.y, factor)

@@ -32,8 +32,10 @@ log = logging.getLogger("radiofind.train")
 DELTA_MAX_GRID = (25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200)
 # Fixed thresholds, in the network map's units (the map of an image divided by its noise), in
 # steps of sqrt(2): the alternative to Delta_max's dynamic threshold that the search may choose.
+# The top reaches past the demand image's value at an SNR-5 source's peak ((1 + b_n) 5^alpha = 3.5
+# for the defaults): askap-uniform v2 chose 1.6 when that was the top of the grid.
 FIXED_THRESHOLD_GRID = (0.025, 0.035, 0.05, 0.07, 0.1, 0.14, 0.2, 0.28, 0.4, 0.57, 0.8, 1.13,
-                        1.6)
+                        1.6, 2.26, 3.2, 4.5, 6.4)
 A_MIN_GRID = (1, 3, 5, 10, 20, 40, 80)
 
 
