@@ -130,20 +130,6 @@ def run_bdsf(folder: Path, weighting: str, thresholds: tuple[float, float]) -> t
     return cat, time.perf_counter() - t0
 
 
-def above_five(matches) -> dict:
-    """Completeness of the true sources with SNR >= 5 and purity of the detections with SNR >= 5
-    (the image value at the detection over the noise, as purity's bins), over several fields."""
-    true5 = [np.nan_to_num(m.truth_snr, nan=-1.0) >= 5 for m in matches]
-    det5 = [np.nan_to_num(m.det_snr, nan=-1.0) >= 5 for m in matches]
-    n = {"n_true5": sum(int(t.sum()) for t in true5),
-         "n_true5_found": sum(int(m.truth_found[t].sum()) for m, t in zip(matches, true5,
-                                                                          strict=True)),
-         "n_det5": sum(int(d.sum()) for d in det5),
-         "n_det5_tp": sum(int(m.det_is_tp[d].sum()) for m, d in zip(matches, det5, strict=True))}
-    return {**n, "c_ge5": n["n_true5_found"] / n["n_true5"] if n["n_true5"] else None,
-            "p_ge5": n["n_det5_tp"] / n["n_det5"] if n["n_det5"] else None}
-
-
 def summary(res: dict) -> dict:
     """The headline scores of a :func:`radiofind.evaluate.metrics.score` result, with the true
     sources and detections in the SNR 3, 4 and 5 bins: how many counts each PC rests on."""
@@ -216,7 +202,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    from radiofind.evaluate.run import json_safe, score_fields
+    from radiofind.evaluate.run import above_five, json_safe, score_fields
 
     work = Path(args.work) / args.telescope
     t0 = time.perf_counter()

@@ -28,7 +28,7 @@ Variants share the fields' seeds, so each is the baseline sky changed in one way
 Scores (all fields of a variant and weighting together, counts summed): PC3/4/5 and S90 as in
 `radiofind evaluate`; C(>=5): the fraction of true sources with true SNR >= 5 that were matched;
 P(>=5): of the detections whose SNR (the image value at the detection over the noise, as
-purity's bins) is >= 5, the fraction matched to a true source (detection.above_five).
+purity's bins) is >= 5, the fraction matched to a true source (radiofind.evaluate.run.above_five).
 Resumable: fields, catalogues and detect summaries already in benchmarks/work/generalisation/
 are reused.
 
@@ -54,7 +54,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from detection import (  # noqa: E402
-    above_five,
     field_match,
     field_truth,
     fmt,
@@ -214,7 +213,7 @@ def main() -> None:
         ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
 
     from radiofind.detect.models import bundled_models
-    from radiofind.evaluate.run import json_safe, score_fields
+    from radiofind.evaluate.run import above_five, json_safe, score_fields
 
     work = Path(args.work)
     seeds = list(range(FIRST_SEED, FIRST_SEED + args.fields))

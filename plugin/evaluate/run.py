@@ -139,6 +139,20 @@ def score_fields(matches: Iterable[FieldMatch], *, snr_bin: float = 0.5) -> dict
                  np.concatenate([m.det_is_tp for m in matches]), snr_bin=snr_bin)
 
 
+def above_five(matches) -> dict:
+    """Completeness of the true sources with SNR >= 5 and purity of the detections with SNR >= 5
+    (the image value at the detection over the noise, as purity's bins), over several fields."""
+    true5 = [np.nan_to_num(m.truth_snr, nan=-1.0) >= 5 for m in matches]
+    det5 = [np.nan_to_num(m.det_snr, nan=-1.0) >= 5 for m in matches]
+    n = {"n_true5": sum(int(t.sum()) for t in true5),
+         "n_true5_found": sum(int(m.truth_found[t].sum()) for m, t in zip(matches, true5,
+                                                                          strict=True)),
+         "n_det5": sum(int(d.sum()) for d in det5),
+         "n_det5_tp": sum(int(m.det_is_tp[d].sum()) for m, d in zip(matches, det5, strict=True))}
+    return {**n, "c_ge5": n["n_true5_found"] / n["n_true5"] if n["n_true5"] else None,
+            "p_ge5": n["n_det5_tp"] / n["n_det5"] if n["n_det5"] else None}
+
+
 def compare_catalogs(image: Image, truth: Table, catalogs: Mapping[str, Table], *,
                      snr_bin: float = 0.5, match_radius: float = 0.6667) -> dict:
     """Score catalogues (already read) against the truth in ``image``; nothing is written.

@@ -37,6 +37,9 @@ DELTA_MAX_GRID = (25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51
 FIXED_THRESHOLD_GRID = (0.025, 0.035, 0.05, 0.07, 0.1, 0.14, 0.2, 0.28, 0.4, 0.57, 0.8, 1.13,
                         1.6, 2.26, 3.2, 4.5, 6.4)
 A_MIN_GRID = (1, 3, 5, 10, 20, 40, 80)
+# The search prefers rules that keep completeness and purity above SNR 5 at this level or better
+# on validation: bright sources are never missed or invented, whatever PC3 gains.
+BRIGHT_LEVEL = 0.98
 
 
 def search_grid(centres) -> dict:
@@ -49,6 +52,12 @@ def tbd_settings(best: dict, centres) -> dict:
     """A model card's TBD choice from the search's best trial, with the grid it was chosen from."""
     return {k: best[k] for k in ("delta_max", "threshold", "a_min", "centre")} | {
         "searched": search_grid(centres)}
+
+
+def validation_record(best: dict) -> dict:
+    """A model card's validation scores from the search's best trial."""
+    return {"PC3": best["pc3"], "PC4": best["pc4"], "PC5": best["pc5"], "S90": best["s90"],
+            "C_ge5": best["c_ge5"], "P_ge5": best["p_ge5"]}
 
 
 def retune(*, model: str, data: str, centres=("mean", "centroid", "peak")) -> dict:
@@ -76,8 +85,7 @@ def retune(*, model: str, data: str, centres=("mean", "centroid", "peak")) -> di
     card["tbd"].update(tbd_settings(best, centres),
                        retuned="TBD search re-run on the trained network "
                                "(radiofind.training.train.retune, scripts/retune_tbd.py)")
-    card["validation"].update({"PC3": best["pc3"], "PC4": best["pc4"], "PC5": best["pc5"],
-                               "S90": best["s90"]})
+    card["validation"].update(validation_record(best))
     card = json_safe(card)
     history_path = Path(model) / "history.json"
     history = json.loads(history_path.read_text()) if history_path.exists() else {}
@@ -103,7 +111,7 @@ def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
     threshold; ``a_min`` and ``centre`` pick the sources from it as detect does.
     """
     from radiofind.detect.blobs import select_blobs
-    from radiofind.evaluate.run import match_field, score_fields
+    from radiofind.evaluate.run import above_five, match_field, score_fields
 
     matches = []
     for field, table in zip(fields, tables, strict=True):
@@ -113,13 +121,14 @@ def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
         ra, dec = grid.pixel_to_world(x, y)
         matches.append(match_field(field.image, field.truth_ra, field.truth_dec, snr, noise,
                                    ra, dec, match_radius=match_radius))
-    return score_fields(matches, snr_bin=snr_bin)
+    return {**score_fields(matches, snr_bin=snr_bin), **above_five(matches)}
 
 
 def search_tbd(fields, tmaps, *, n_steps: int, centres=("mean", "centroid", "peak")
                ) -> tuple[dict, list[dict]]:
     """Grid search of the threshold rule, a_min and centre, maximising validation PC3 (ties:
-    lower S90).
+    lower S90) among the rules whose completeness and purity above SNR 5 reach
+    ``BRIGHT_LEVEL``, or among all rules if none does (see :func:`_score_key`).
 
     The threshold rule is DeepSource's dynamic one with each ``delta_max`` of
     ``DELTA_MAX_GRID``, or one fixed map threshold of ``FIXED_THRESHOLD_GRID`` for every image.
@@ -150,7 +159,7 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=("mean", "centroid", "pea
             s = validation_scores(fields, tables, a_min=a_min, centre=centre, truth=truth)
             trials.append({"delta_max": delta_max, "threshold": fixed, "a_min": a_min,
                            "centre": centre, "pc3": s["pc3"], "pc4": s["pc4"], "pc5": s["pc5"],
-                           "s90": s["s90"]})
+                           "s90": s["s90"], "c_ge5": s["c_ge5"], "p_ge5": s["p_ge5"]})
 
     best = max(trials, key=_score_key)
     return best, trials
@@ -198,10 +207,14 @@ def fit_network(train_fields, val_fields, *, demand: dict, rng: np.random.Genera
 
 
 def _score_key(best: dict) -> tuple:
-    """Best validation PC3 first, then the lower S90 (NaN counts as worst)."""
+    """How a search ranks trials: first whether completeness and purity above SNR 5 both reach
+    ``BRIGHT_LEVEL`` (a trial without them, from a card searched before they were recorded,
+    counts as reaching it), then the best validation PC3, then the lower S90 (NaN is worst)."""
+    bright = all(best.get(k, 1.0) is not None and best.get(k, 1.0) >= BRIGHT_LEVEL
+                 for k in ("c_ge5", "p_ge5"))
     pc3 = best["pc3"] if np.isfinite(best["pc3"]) else -1.0
     s90 = best["s90"] if np.isfinite(best["s90"]) else 99.0
-    return (round(pc3, 4), -s90)
+    return (bright, round(pc3, 4), -s90)
 
 
 def train(*, data: str, outdir: str, weighting: str = "natural", name: str | None = None,
@@ -288,8 +301,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
                                       round(float(beams.max()) * 1.5, 2)],
                       "beam_pixels_trained": round(float(np.median(beams)), 3),
                       "pixel_scale_arcsec": sorted({round(float(s), 3) for s in scales})},
-            "validation": {"PC3": best["pc3"], "PC4": best["pc4"], "PC5": best["pc5"],
-                           "S90": best["s90"], "fields": [f.name for f in val_fields]},
+            "validation": {**validation_record(best), "fields": [f.name for f in val_fields]},
             "training_set": describe_training_set(folders),
             "training": {"data": str(data), "fields": [f.name for f in train_fields],
                          "seed": seed, "epochs": epochs, "steps_per_epoch": steps_per_epoch,
