@@ -92,11 +92,9 @@ def test_train_searches_the_demand_image_and_keeps_the_best(tmp_path):
     tried = searched["validation"]
     assert [(t["alpha"], t["b_n"]) for t in tried] == [(0.5, 0.05), (0.5, 0.3), (1.0, 0.05),
                                                       (1.0, 0.3)]
-    # The kept network is the best of the recorded ones (bright sources kept, then PC3, then the
-    # lower S90).
+    # The kept network is the best of the recorded ones (PC3, then the lower S90).
     def key(t):
-        bright = all(t[k] is not None and t[k] >= 0.98 for k in ("c_ge5", "p_ge5"))
-        return (bright, round(t["pc3"] if t["pc3"] is not None else -1, 4),
+        return (round(t["pc3"] if t["pc3"] is not None else -1, 4),
                 -(t["s90"] if t["s90"] is not None else 99))
     kept = max(tried, key=key)
     assert (card["demand"]["alpha"], card["demand"]["b_n"]) == (kept["alpha"], kept["b_n"])
@@ -104,22 +102,6 @@ def test_train_searches_the_demand_image_and_keeps_the_best(tmp_path):
     bad = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "data"), "-o",
                                     str(tmp_path / "m2"), "--alpha", "x"])
     assert bad.exit_code != 0 and "float" in bad.output
-
-
-def test_the_search_keeps_bright_sources_before_it_looks_at_pc3():
-    from radiofind.training.train import _score_key
-
-    def trial(pc3, c5, p5, s90=5.0):
-        return {"pc3": pc3, "s90": s90, "c_ge5": c5, "p_ge5": p5}
-
-    # The best PC3 invents a bright source in 20: a rule that keeps them all wins.
-    trials = [trial(0.30, 1.0, 0.95), trial(0.25, 0.99, 0.98), trial(0.20, 1.0, 1.0)]
-    assert max(trials, key=_score_key) is trials[1]
-    # When no rule keeps them, PC3 decides, then S90.
-    trials = [trial(0.30, 0.9, 0.9, 6.0), trial(0.30, 1.0, 0.5, 5.5), trial(0.2, 1.0, 0.97)]
-    assert max(trials, key=_score_key) is trials[1]
-    # Undefined purity (no detection above SNR 5) does not count as keeping them.
-    assert _score_key(trial(0.1, 1.0, None)) < _score_key(trial(0.0, 1.0, 1.0))
 
 
 def test_train_needs_two_fields(tmp_path):
