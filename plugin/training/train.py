@@ -126,8 +126,8 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=("mean", "centroid", "pea
     """Grid search of the threshold rule, a_min and centre, maximising validation PC3 (ties:
     lower S90). Each trial also records completeness and purity above SNR 5 (``c_ge5``,
     ``p_ge5``), which do not rank it: ranking by them first was tried and, with 32 validation
-    fields, picked rules whose held-out purity above SNR 5 was no better (README, "Bundled
-    models").
+    fields, decided on one or two detections (held-out purity above SNR 5 fell for MeerKAT
+    uniform and rose for ASKAP uniform; README, "Bundled models").
 
     The threshold rule is DeepSource's dynamic one with each ``delta_max`` of
     ``DELTA_MAX_GRID``, or one fixed map threshold of ``FIXED_THRESHOLD_GRID`` for every image.
