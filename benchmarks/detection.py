@@ -99,7 +99,8 @@ def model_for(image: Path):
     from radiofind.io.images import open_image
 
     img = open_image(image)
-    mdl, _ = select_model(img.telescope, img.beam_pixels, str(img.header.get("WSCWEIGH", "")))
+    mdl, _ = select_model(img.telescope, img.beam.size_deg * 3600.0, img.beam_pixels,
+                          str(img.header.get("WSCWEIGH", "")))
     return mdl.name, model_digest(mdl.path)
 
 

@@ -78,6 +78,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "noise-x0.3": ("SEFD x0.3, same sky in Jy", {"noise": 0.3}),
     "size-2048": ("2048² at 1.5\", 600 sources", {"size": 2048}),
     "scale-2.0": ("2.0\" pixels, 768² (same field of view)", {"scale": 2.0}),
+    "scale-2.5": ("2.5\" pixels, 614² (same field of view)", {"scale": 2.5}),
     "niter-100": ("light cleaning: niter 100", {"niter": 100}),
     "deep-clean": ("deep cleaning: auto-threshold 1", {"auto_threshold": 1.0}),
     "auto-mask": ("auto-mask 5, auto-threshold 1", {"auto_mask": 5.0, "auto_threshold": 1.0}),
@@ -217,9 +218,9 @@ def main() -> None:
 
     work = Path(args.work)
     seeds = list(range(FIRST_SEED, FIRST_SEED + args.fields))
-    valid = {m.name: list(m.beam_range()) for m in bundled_models().values()}
+    valid = {m.name: list(m.beam_range_arcsec()) for m in bundled_models().values()}
     results: dict = {"fields": args.fields, "seeds": seeds, "spur_radius_beams": SPUR_BEAMS,
-                     "model_valid_beam_pixels": valid, "variants": {}}
+                     "model_valid_beam_arcsec": valid, "variants": {}}
     t_all = time.perf_counter()
     for variant in variants:
         t_var = time.perf_counter()

@@ -229,9 +229,9 @@ def test_model_selection_refuses_an_unknown_telescope():
     if not bundled_models():
         pytest.skip("no bundled models")
     with pytest.raises(RadiofindError, match="no bundled model matches"):
-        select_model("LOFAR", 4.0)
+        select_model("LOFAR", 6.0, 4.0)
     with pytest.raises(RadiofindError, match="TELESCOP"):
-        select_model("", 4.0)
+        select_model("", 6.0, 4.0)
 
 
 def test_every_telescope_and_weighting_has_a_bundled_model_chosen_by_its_beam():
@@ -242,11 +242,40 @@ def test_every_telescope_and_weighting_has_a_bundled_model_chosen_by_its_beam():
                               "meerkat-uniform"]
     for name, model in models.items():
         telescope, weighting = name.split("-")
-        chosen, why = select_model(model.card["telescope"],
+        chosen, why = select_model(model.card["telescope"], model.trained_beam_arcsec,
                                    model.card["valid"]["beam_pixels_trained"], weighting)
         assert chosen.name == name and weighting in why
         assert model.card["weighting"] == weighting
         assert model.card["telescope"].lower() == telescope
+
+
+@pytest.mark.parametrize("pixel_arcsec", [1.0, 1.5, 2.5, 4.0])
+def test_the_beam_on_the_sky_chooses_the_model_whatever_the_pixel_size(pixel_arcsec):
+    from radiofind.detect.models import bundled_models, select_model
+
+    models = bundled_models()
+    for name, model in models.items():
+        beam = model.trained_beam_arcsec
+        # At 4" a MeerKAT natural beam spans ~7 pixels, as a uniform one does at 1.5": the beam in
+        # arcsec still says natural.
+        if beam / pixel_arcsec < 2:  # uniform beams at 4" pixels: undersampled, refused
+            with pytest.raises(RadiofindError, match="undersamples"):
+                select_model(model.card["telescope"], beam, beam / pixel_arcsec)
+            continue
+        chosen, _ = select_model(model.card["telescope"], beam, beam / pixel_arcsec)
+        assert chosen.name == name, (name, pixel_arcsec)
+    # The grid then matches the training beam: averaged blocks or a finer interpolated grid.
+    natural = models["meerkat-natural"]
+    assert natural.bin_factor(natural.trained_beam_arcsec / 2.5) == 2
+    uniform = models["meerkat-uniform"]
+    assert uniform.bin_factor(uniform.trained_beam_arcsec / 2.5) == pytest.approx(0.6, abs=0.01)
+
+
+def test_an_undersampled_beam_is_refused():
+    from radiofind.detect.models import select_model
+
+    with pytest.raises(RadiofindError, match="undersamples"):
+        select_model("MeerKAT", 6.5, 1.6)
 
 
 @pytest.mark.parametrize("keyword, expected", [

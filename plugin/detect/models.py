@@ -28,6 +28,8 @@ log = logging.getLogger("radiofind.detect")
 # A beam narrower than trained by more than this ratio is interpolated onto a finer grid
 # (Model.bin_factor).
 UPSAMPLE_BELOW = 0.9
+# A beam narrower than this many pixels is undersampled: no grid brings back what was lost.
+MIN_BEAM_PIXELS = 2.0
 
 
 @dataclass
@@ -47,8 +49,24 @@ class Model:
         return self.card["tbd"]
 
     def beam_range(self) -> tuple[float, float]:
+        """Beams (sqrt(BMAJ BMIN)) it is valid for, in pixels of its training images."""
         lo, hi = self.card["valid"]["beam_pixels"]
         return float(lo), float(hi)
+
+    @property
+    def training_pixel_arcsec(self) -> float:
+        """Pixel size of its training images (the card lists them; bundled models have one)."""
+        return float(np.median(self.card["valid"]["pixel_scale_arcsec"]))
+
+    def beam_range_arcsec(self) -> tuple[float, float]:
+        """Beams it is valid for on the sky, in arcsec: detect puts any image on a grid where the
+        beam spans as many pixels as in training, so the pixel size no longer matters."""
+        lo, hi = self.beam_range()
+        return lo * self.training_pixel_arcsec, hi * self.training_pixel_arcsec
+
+    @property
+    def trained_beam_arcsec(self) -> float:
+        return self.card["valid"]["beam_pixels_trained"] * self.training_pixel_arcsec
 
     @property
     def trained_bin(self) -> int:
@@ -130,31 +148,38 @@ def header_weighting(value: str) -> str | None:
     return None
 
 
-def select_model(telescope: str, beam_pixels: float, weighting_keyword: str = ""
-                 ) -> tuple[Model, str]:
-    """Pick the bundled model for an image's telescope and beam (in pixels); say why.
+def select_model(telescope: str, beam_arcsec: float, beam_pixels: float,
+                 weighting_keyword: str = "") -> tuple[Model, str]:
+    """Pick the bundled model for an image's telescope and beam; say why.
 
-    The beam decides; WSClean's weighting keyword, when present, is a cross-check that warns.
+    The beam on the sky (``beam_arcsec``, sqrt(BMAJ BMIN)) decides, whatever the pixel size:
+    detect then puts the image on the model's grid (:meth:`Model.bin_factor`). A beam under
+    ``MIN_BEAM_PIXELS`` pixels is refused as undersampled. WSClean's weighting keyword, when
+    present, is a cross-check that warns.
     """
     models = bundled_models()
     if not models:
         raise RadiofindError("no bundled models are installed; pass --model PATH")
     tel = telescope.strip().lower()
     same_tel = [m for m in models.values() if m.card["telescope"].lower() == tel]
-    fits = [m for m in same_tel if m.beam_range()[0] <= beam_pixels <= m.beam_range()[1]]
-    listing = "; ".join(f"{m.name} (beam {m.beam_range()[0]:.1f}-{m.beam_range()[1]:.1f} px)"
-                        for m in models.values())
+    fits = [m for m in same_tel
+            if m.beam_range_arcsec()[0] <= beam_arcsec <= m.beam_range_arcsec()[1]]
+    listing = "; ".join(f"{m.name} (beam {m.beam_range_arcsec()[0]:.1f}-"
+                        f"{m.beam_range_arcsec()[1]:.1f}\")" for m in models.values())
     if not tel:
         raise RadiofindError("the image header has no TELESCOP keyword, so no model can be chosen "
                              f"safely; pass --model (bundled: {listing})")
     if not fits:
         raise RadiofindError(f"no bundled model matches this image (telescope {telescope!r}, "
-                             f"beam {beam_pixels:.1f} px); pass --model to force one "
+                             f"beam {beam_arcsec:.1f}\"); pass --model to force one "
                              f"(bundled: {listing})")
+    if beam_pixels < MIN_BEAM_PIXELS:
+        raise RadiofindError(f"the beam spans {beam_pixels:.2f} pixels: the image undersamples it "
+                             f"(at least {MIN_BEAM_PIXELS:g} are needed); image it with smaller "
+                             "pixels")
     # Several can overlap at range edges: prefer the one trained nearest this beam.
-    best = min(fits,
-               key=lambda m: abs(np.log(beam_pixels / m.card["valid"]["beam_pixels_trained"])))
-    reason = f"telescope {telescope}, beam {beam_pixels:.1f} px"
+    best = min(fits, key=lambda m: abs(np.log(beam_arcsec / m.trained_beam_arcsec)))
+    reason = f"telescope {telescope}, beam {beam_arcsec:.1f}\" = {beam_pixels:.1f} px"
     weighting = header_weighting(weighting_keyword)
     if weighting:
         reason += f", {weighting} weighting"
@@ -167,9 +192,9 @@ def select_model(telescope: str, beam_pixels: float, weighting_keyword: str = ""
 
 def describe_models() -> str:
     """A table of the bundled models for ``radiofind models``."""
-    rows = ["name                 telescope  weighting  beam (px)   version  validation PC3"]
+    rows = ["name                 telescope  weighting  beam (\")   version  validation PC3"]
     for m in bundled_models().values():
-        lo, hi = m.beam_range()
+        lo, hi = m.beam_range_arcsec()
         pc3 = m.card.get("validation", {}).get("PC3")
         rows.append(f"{m.name:<20} {m.card['telescope']:<10} {m.card.get('weighting', '?'):<10} "
                     f"{lo:4.1f}-{hi:<5.1f}  {m.card.get('version', '?'):<8} "

@@ -62,7 +62,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     if model:
         mdl, why = resolve_model(model), "--model"
     else:
-        mdl, why = select_model(img.telescope, img.beam_pixels,
+        mdl, why = select_model(img.telescope, img.beam.size_deg * 3600.0, img.beam_pixels,
                                 str(img.header.get("WSCWEIGH", "")))
     log.info("using model %s (%s)", mdl.name, why)
     tbd = {"deblend_beams": DEBLEND_BEAMS, **mdl.tbd}
