@@ -75,6 +75,29 @@ def test_train_two_epochs_writes_a_usable_model(tmp_path, bin_):
     assert saved["input"]["bin"] == summary["bin"] == bin_
 
 
+def test_train_builds_the_architecture_asked_for_and_detect_runs_it(tmp_path):
+    from radiofind.detect.models import load_model
+    from radiofind.detect.run import detect
+    from radiofind.training.train import train
+
+    make_fields(tmp_path / "data")
+    card = train(data=str(tmp_path / "data"), outdir=str(tmp_path / "model"), epochs=1,
+                 steps_per_epoch=2, batch_size=4, crop=32, horn_radius=3, gauss_fwhm=2, seed=3,
+                 filters=16, n_layers=6)
+    assert card["architecture"]["filters"] == 16 and card["architecture"]["n_layers"] == 6
+    weights = np.load(tmp_path / "model" / "weights.npz")
+    assert sorted({k.split("/")[0] for k in weights.files if k.startswith("conv")}) == [
+        f"conv{i}" for i in range(1, 7)]
+    assert weights["conv2/0"].shape == (5, 5, 16, 16)
+    model = load_model(tmp_path / "model")
+    summary = detect(image=str(tmp_path / "data" / "field-0" / "natural-image.fits"),
+                     outdir=str(tmp_path / "det"), model=str(model.path))
+    assert summary["model"] == "meerkat-natural"
+    with pytest.raises(RadiofindError, match="n_layers must be >= 3"):
+        train(data=str(tmp_path / "data"), outdir=str(tmp_path / "m2"), n_layers=2)
+    assert not (tmp_path / "m2").exists()
+
+
 def test_train_searches_the_demand_image_and_keeps_the_best(tmp_path):
     from click.testing import CliRunner
 

@@ -174,7 +174,7 @@ def _values(name: str, value, low: float, high: float | None = None) -> list[flo
 
 def fit_network(train_fields, val_fields, *, demand: dict, rng: np.random.Generator, seed: int,
                 epochs: int, steps_per_epoch: int, batch_size: int, crop: int,
-                learning_rate: float, n_steps: int, centres) -> dict:
+                learning_rate: float, n_steps: int, centres, architecture: dict) -> dict:
     """Train one network for one demand image, then search its TBD settings on validation."""
     import keras
 
@@ -187,7 +187,7 @@ def fit_network(train_fields, val_fields, *, demand: dict, rng: np.random.Genera
         attach_demand(f, **demand)
     # Seed every source of randomness Keras/TF use (weights, shuffling).
     keras.utils.set_random_seed(seed)
-    arch = dict(DEFAULT_ARCHITECTURE)
+    arch = {**DEFAULT_ARCHITECTURE, **architecture}
     net = build_network(**arch)
     net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
     losses = []
@@ -217,7 +217,8 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
           steps_per_epoch: int = 100, batch_size: int = 16, crop: int = 128,
           learning_rate: float = 1e-3, alpha=(0.75,), b_n=(0.05,),
           horn_radius: float = 15.0, gauss_fwhm: float = 10.0, n_steps: int = 50, bin: int = 1,
-          centres=("mean", "centroid", "peak"), seed: int = 1, overwrite: bool = False) -> dict:
+          centres=("mean", "centroid", "peak"), filters: int = 12, n_layers: int = 5,
+          seed: int = 1, overwrite: bool = False) -> dict:
     """Train a model on the simulated fields in ``data`` and write it to ``outdir``.
 
     ``alpha`` and ``b_n`` may be lists: one network is trained (same seed, same crops) for each
@@ -233,9 +234,13 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
     from radiofind.training.dataset import describe_training_set, find_fields, load_field
 
     for pname, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
-                         ("batch_size", batch_size), ("crop", crop), ("bin", bin)):
+                         ("batch_size", batch_size), ("crop", crop), ("bin", bin),
+                         ("filters", filters)):
         if value < 1:
             raise RadiofindError(f"{pname} must be >= 1, got {value}")
+    if n_layers < 3:
+        raise RadiofindError(f"n_layers must be >= 3 (the shortcut joins layers 1 and 3), got "
+                             f"{n_layers}")
     if not 0 < val_fraction < 1:
         raise RadiofindError(f"val_fraction must be in (0, 1), got {val_fraction}")
     alphas, b_ns = _values("alpha", alpha, 0.0, 2.0), _values("b_n", b_n, 0.0)
@@ -266,7 +271,8 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
             fit = fit_network(train_fields, val_fields, demand=demand, rng=copy.deepcopy(rng),
                               seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch,
                               batch_size=batch_size, crop=crop, learning_rate=learning_rate,
-                              n_steps=n_steps, centres=centres)
+                              n_steps=n_steps, centres=centres,
+                              architecture={"filters": filters, "n_layers": n_layers})
             fit["demand"] = demand
             searched.append({"alpha": a, "b_n": b, **fit["best"],
                              "final_loss": fit["losses"][-1],
