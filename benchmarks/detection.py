@@ -32,6 +32,7 @@ WEIGHTINGS = ("natural", "uniform")
 TARGETS = {"natural": {"s90_lower_by": 0.7, "pc3_ratio": 1.4},
            "uniform": {"s90_lower_by": 0.4, "pc3_ratio": 2.0}}
 N_RESAMPLES = 1000
+FIRST_TEST_SEED, FIRST_VAL_SEED = 500000, 600000  # no training run uses these (training: 1000+)
 
 
 def pointing(seed: int) -> tuple[float, float]:
@@ -207,10 +208,12 @@ def main() -> None:
 
     work = Path(args.work) / args.telescope
     t0 = time.perf_counter()
-    test = simulate_fields(work, args.telescope, list(range(500000, 500000 + args.fields)),
-                           args.size, args.n_sources, args.snr_scale)
-    val = simulate_fields(work, args.telescope, list(range(600000, 600000 + args.val_fields)),
-                          args.size, args.n_sources, args.snr_scale)
+    test_seeds = list(range(FIRST_TEST_SEED, FIRST_TEST_SEED + args.fields))
+    val_seeds = list(range(FIRST_VAL_SEED, FIRST_VAL_SEED + args.val_fields))
+    test = simulate_fields(work, args.telescope, test_seeds, args.size, args.n_sources,
+                           args.snr_scale)
+    val = simulate_fields(work, args.telescope, val_seeds, args.size, args.n_sources,
+                          args.snr_scale)
     results = {"telescope": args.telescope, "test_fields": [f.name for f in test],
                "val_fields": [f.name for f in val], "size": args.size,
                "n_sources": args.n_sources, "snr_scale": args.snr_scale, "weightings": {}}

@@ -29,6 +29,8 @@ Scores (all fields of a variant and weighting together, counts summed): PC3/4/5 
 `radiofind evaluate`; C(>=5): the fraction of true sources with true SNR >= 5 that were matched;
 P(>=5): of the detections whose SNR (the image value at the detection over the noise, as
 purity's bins) is >= 5, the fraction matched to a true source (radiofind.evaluate.run.above_five).
+PyBDSF with its default thresholds (3/5) is scored on the same images (--no-pybdsf skips it):
+where both finders drop, the image changed, not the network's grasp of it.
 Resumable: fields, catalogues and detect summaries already in benchmarks/work/generalisation/
 are reused.
 
@@ -60,6 +62,7 @@ from detection import (  # noqa: E402
     model_digest,
     model_for,
     pointing,
+    run_bdsf,
     summary,
 )
 
@@ -67,6 +70,7 @@ WEIGHTINGS = ("natural", "uniform")
 FIRST_SEED = 800000
 SIZE, SCALE, N_SOURCES, SNR_SCALE, SNR_MIN = 1024, 1.5, 150, 2.5, 0.1
 MEERKAT_SEFD = 443.0
+BDSF_THRESHOLDS = (3.0, 5.0)  # PyBDSF's defaults (thresh_isl, thresh_pix): the reference column
 SPUR_BEAMS = 10.0  # radius, in beams, searched for spurious detections around the strong source
 
 # name -> (what changes, changes to the baseline's simulate() parameters)
@@ -206,6 +210,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--no-fixed-threshold", action="store_true",
                     help="skip the second detect run at the baseline's TBD threshold")
+    ap.add_argument("--no-pybdsf", action="store_true",
+                    help="skip the PyBDSF (default 3/5 thresholds) reference on each variant")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -280,6 +286,12 @@ def main() -> None:
                                                    + info["seconds_this_run"], 1)
                 wres["at_baseline_threshold"] = {"threshold": thr,
                                                  **summary(score_fields(fixed))}
+            if not args.no_pybdsf:
+                # PyBDSF on the same images: tells a finder's weakness apart from a change in the
+                # image itself (e.g. deep cleaning turning noise peaks into restored components).
+                bd = [field_match(f, w, run_bdsf(f, w, BDSF_THRESHOLDS)[0]) for f in folders]
+                wres["pybdsf_default"] = {"thresholds": list(BDSF_THRESHOLDS),
+                                          **summary(score_fields(bd)), **above_five(bd)}
             vres["weightings"][w] = wres
             vres["seconds"][f"detect_{w}"] = wres["detect_seconds"]
             print(f"{variant:14s} {w:8s} model {','.join(wres['models'])}"
@@ -310,10 +322,12 @@ def markdown(results: dict) -> str:
              "C(≥5): true SNR ≥ 5 found; P(≥5): detections with SNR ≥ 5 that are "
              "true; N≥5: true sources with SNR ≥ 5.", "",
              "PC3/4/5, S90 @ base thr: the same network maps cut at the baseline's mean TBD "
-             "threshold instead of the dynamic one.", "",
+             "threshold instead of the dynamic one. PyBDSF 3/5: PyBDSF with its default "
+             "thresholds on the same images (PC4, S90, C(≥5)/P(≥5)), to tell a finder's "
+             "weakness from a change in the image.", "",
              "| variant | weighting | model | beam px | TBD thr | PC3 | PC4 | PC5 | S90 | C(≥5) "
-             "| P(≥5) | N≥5 | detections | PC3/4/5, S90 @ base thr |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| P(≥5) | N≥5 | detections | PC3/4/5, S90 @ base thr | PyBDSF 3/5 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     strong_rows = []
     for name, v in results["variants"].items():
         for w, r in v["weightings"].items():
@@ -322,11 +336,14 @@ def markdown(results: dict) -> str:
             b = r.get("at_baseline_threshold")
             fixed = ("/".join(fmt(b[k]) for k in ("pc3", "pc4", "pc5")) + f", {fmt(b['s90'])}"
                      if b else "-")
+            p = r.get("pybdsf_default")
+            bdsf = (f"{fmt(p['pc4'])}, {fmt(p['s90'])}, {fmt(p['c_ge5'])}/{fmt(p['p_ge5'])}"
+                    if p else "-")
             lines.append(f"| {name} | {w} | {model} | {np.mean(r['beam_pixels']):.1f} | "
                          f"{fmt(float(np.mean(r['tbd_thresholds'])))} | {fmt(s['pc3'])} | "
                          f"{fmt(s['pc4'])} | {fmt(s['pc5'])} | {fmt(s['s90'])} "
                          f"| {fmt(s['c_ge5'])} | {fmt(s['p_ge5'])} | {s['n_true5']} | "
-                         f"{s['n_detections']} | {fixed} |")
+                         f"{s['n_detections']} | {fixed} | {bdsf} |")
             for k, st in enumerate(r.get("strong_source", [])):
                 base = st.get("baseline_unmatched_within")
                 strong_rows.append(
