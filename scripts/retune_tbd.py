@@ -1,13 +1,13 @@
 #!/usr/bin/env python
 """Re-run a trained model's TBD search on its validation fields (no retraining); update its card.
 
-    python scripts/retune_tbd.py plugin/models/meerkat-natural data/meerkat --centres centroid,peak
+    python scripts/retune_tbd.py plugin/models/meerkat-natural data/meerkat [--centres LIST]
 
 For a model trained before the search changed: a wider grid (meerkat-natural v2 was re-searched
-this way after the Δmax grid grew to 51200) or fewer centre rules. The natural-weighting models
-search only the centroid and peak rules: at natural weighting the chosen thresholds are low, a
-bright source's blob then spreads over many pixels, and its unweighted mean drifts off the source
-(found on benchmarks/scale.py's bright sources; the output-weighted centroid and the peak do not).
+this way after the Δmax grid grew to 51200) or fewer centre rules. By default only the centroid
+and peak rules are searched, as radiofind train does: the unweighted mean of a large blob drifts
+off the source (found on benchmarks/scale.py's bright sources at natural weighting), and the
+validation score rewards the drift (see SEARCH_CENTRES in radiofind.training.train).
 """
 
 import argparse
@@ -18,7 +18,7 @@ from radiofind.training.train import retune
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("model")
 ap.add_argument("data")
-ap.add_argument("--centres", default="mean,centroid,peak")
+ap.add_argument("--centres", default="centroid,peak")
 args = ap.parse_args()
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 card = retune(model=args.model, data=args.data, centres=args.centres.split(","))

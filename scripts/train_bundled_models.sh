@@ -25,10 +25,11 @@ declare -A epochs=([meerkat-natural]=20 [askap-natural]=20 [meerkat-uniform]=20 
 declare -A bin=([meerkat-natural]=4 [askap-natural]=3 [meerkat-uniform]=1 [askap-uniform]=1)
 declare -A horn=([meerkat-natural]=4 [askap-natural]=4 [meerkat-uniform]=6 [askap-uniform]=6)
 declare -A gauss=([meerkat-natural]=2.5 [askap-natural]=2.5 [meerkat-uniform]=4 [askap-uniform]=4)
-# At natural weighting the tuned thresholds are low and a bright source's blob covers thousands of
-# pixels, whose unweighted mean drifts off the source: those models choose centroid or peak only
-# (scripts/retune_tbd.py applies the same restricted search to an already trained model).
-declare -A centres=([natural]=centroid,peak [uniform]=mean,centroid,peak)
+# Blob centres: the centroid or the peak (radiofind train's default). The unweighted mean drifts
+# off the source on large blobs (at natural weighting the tuned thresholds are low and a bright
+# source's blob covers thousands of pixels), and the search would reward the drift (see
+# SEARCH_CENTRES in plugin/training/train.py). The bundled uniform models searched the mean too
+# and chose the centroid, which is what this search gives them.
 
 for tel in $telescopes; do
   python "$here/scripts/make_training_set.py" --telescope "$tel" --fields 160 \
@@ -39,7 +40,7 @@ for tel in $telescopes; do
     radiofind -v train --data "$data/$tel" --weighting "$w" --name "$m" --version "${version[$m]}" \
       --epochs "${epochs[$m]}" --steps-per-epoch 60 --batch-size 16 --crop 96 \
       --bin "${bin[$m]}" --horn-radius "${horn[$m]}" --gauss-fwhm "${gauss[$m]}" \
-      --alpha 0.75 --b-n 0.05 --centres "${centres[$w]}" --seed 1 -o "$data/models/$m" --overwrite
+      --alpha 0.75 --b-n 0.05 --seed 1 -o "$data/models/$m" --overwrite
     mkdir -p "$here/plugin/models/$m"
     cp "$data/models/$m/card.json" "$data/models/$m/weights.npz" "$data/models/$m/history.json" \
       "$here/plugin/models/$m/"
