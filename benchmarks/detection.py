@@ -146,6 +146,17 @@ def summary(res: dict) -> dict:
     return out
 
 
+def offsets_ge5(matches: list, beams_deg: list[float]) -> dict:
+    """Positional accuracy on the bright sources every finder finds: the offset, in beams, of
+    each true source with SNR >= 5 from the detection matched to it (median and 90th percentile)."""
+    off = np.concatenate([
+        m.separation_deg[np.nan_to_num(m.truth_snr[m.truth_index], nan=-1.0) >= 5] / beam
+        for m, beam in zip(matches, beams_deg, strict=True)])
+    return {"n_offset_ge5": int(off.size),
+            "offset_ge5_median_beams": float(np.median(off)) if off.size else None,
+            "offset_ge5_p90_beams": float(np.percentile(off, 90)) if off.size else None}
+
+
 def against(ours: dict, theirs: dict) -> dict:
     """radiofind's S90 gain and PC ratios over another finder (NaN where undefined)."""
     def ratio(a, b):
@@ -237,8 +248,10 @@ def main() -> None:
             seconds["pybdsf"] += dt
             matches["pybdsf default"].append(field_match(f, w, cat))
             matches[f"pybdsf tuned ({best})"].append(field_match(f, w, run_bdsf(f, w, tuned)[0]))
+        beams = [field_truth(f, w)[0].beam.size_deg for f in test]
         for name, ms in matches.items():
-            finders[name] = {**summary(score_fields(ms)), **above_five(ms)}
+            finders[name] = {**summary(score_fields(ms)), **above_five(ms),
+                             **offsets_ge5(ms, beams)}
         tuned_name = f"pybdsf tuned ({best})"
         results["weightings"][w] = {"finders": finders, "vs_tuned": against(
                                         finders["radiofind"], finders[tuned_name]),
@@ -257,17 +270,21 @@ def main() -> None:
              f"{args.n_sources} sources, SNR scale {args.snr_scale}), PyBDSF tuned on "
              f"{args.val_fields} other fields.", "",
              "| weighting | finder | P3 (detections) | C3 (sources) | PC3 | PC4 | PC5 | S90 | "
-             "C(≥5) | P(≥5) | detections |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "C(≥5) | P(≥5) | offset ≥5 (beams) | detections |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for w, wres in results["weightings"].items():
         for name, r in wres["finders"].items():
             lines.append(f"| {w} | {name} | {fmt(r['p3'])} ({r['n_det_bin']['3']}) | "
                          f"{fmt(r['c3'])} ({r['n_true_bin']['3']}) | {fmt(r['pc3'])} | "
                          f"{fmt(r['pc4'])} | {fmt(r['pc5'])} | {fmt(r['s90'])} | "
                          f"{fmt(r['c_ge5'])} ({r['n_true5']}) | {fmt(r['p_ge5'])} ({r['n_det5']}) "
+                         f"| {fmt(r['offset_ge5_median_beams'])} / "
+                         f"{fmt(r['offset_ge5_p90_beams'])} "
                          f"| {r['n_detections']} |")
     lines += ["", "C(≥5): true sources with SNR ≥ 5 found (how many there are); P(≥5): detections "
-              "with SNR ≥ 5 that are true (how many there are).", "",
+              "with SNR ≥ 5 that are true (how many there are); offset ≥5: distance from each "
+              "such true source to its matched detection, in beams (median / 90th percentile).",
+              "",
               "radiofind against tuned PyBDSF (targets: S90 lower by >= 0.7 natural / 0.4 "
               "uniform; PC3 ratio >= 1.4 natural / 2 uniform):", "",
               "| weighting | S90 lower by | PC3 ratio | PC4 ratio | PC5 ratio | S90 lower by, "

@@ -360,3 +360,20 @@ def test_positions_off_the_image_are_counted_but_not_binned(field):
     # The off-image pair still matches (it is listed in both) but sits in no bin.
     assert res["n_tp"] == field["n_good"] + 1
     assert sum(res["tp_true"]) + sum(res["fn"]) == 25 and sum(res["tp_det"]) == field["n_good"]
+
+
+def test_match_field_names_the_truth_source_of_each_separation(field):
+    # "poor" detects the sources with SNR >= 8 two pixels (4") off; the extra detection 5" from the
+    # brightest one loses to the closer one. Each separation must come with its own source's SNR.
+    from radiofind.evaluate.run import match_field, measure_truth_snr
+    from radiofind.io.images import read_image
+
+    image = read_image(field["image"])
+    truth = Table.read(field["truth"])
+    snr, noise = measure_truth_snr(image, truth["ra"], truth["dec"])
+    dets = Table.read(field["root"] / "poor.fits")
+    m = match_field(image, truth["ra"], truth["dec"], snr, noise, dets["ra"], dets["dec"])
+    assert m.truth_index.shape == m.separation_deg.shape == (field["n_poor"],)
+    np.testing.assert_allclose(m.separation_deg / ARCSEC, 4.0, atol=0.05)
+    assert (np.asarray(truth["flux"])[m.truth_index] >= 8 * SIGMA).all()
+    assert sorted(m.truth_index) == sorted(np.nonzero(m.truth_found)[0])

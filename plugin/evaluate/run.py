@@ -114,6 +114,7 @@ class FieldMatch:
     truth_found: np.ndarray
     det_is_tp: np.ndarray
     separation_deg: np.ndarray
+    truth_index: np.ndarray | None = None  # the truth source of each separation_deg entry
 
 
 def match_field(image: Image, truth_ra, truth_dec, truth_snr, noise: float, det_ra, det_dec, *,
@@ -127,7 +128,7 @@ def match_field(image: Image, truth_ra, truth_dec, truth_snr, noise: float, det_
     match = crossmatch(truth_ra, truth_dec, d_ra, d_dec,
                        radius_deg=match_radius * image.beam.size_deg)
     return FieldMatch(np.asarray(truth_snr, float), det_snr, match.truth_found, match.det_is_tp,
-                      match.separation_deg)
+                      match.separation_deg, match.truth_index)
 
 
 def score_fields(matches: Iterable[FieldMatch], *, snr_bin: float = 0.5) -> dict:
