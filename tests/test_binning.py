@@ -127,8 +127,10 @@ def test_detect_bins_an_oversampled_image_and_reports_input_pixels(tmp_path, ran
     model = _binned_model(tmp_path / "m", random_model, 2)
     data, *_ = make_image(130, n_sources=6, beam_pix=8.0)
     image = write_image(tmp_path / "field.fits", data, make_header(130, beam_arcsec=12.0))
-    summary = detect(image=image, outdir=str(tmp_path / "out"), model=str(model), chunk=64)
-    assert summary["bin"] == 2
+    # refine_snr inf: every position is the blob's own (refinement is tested in test_positions).
+    summary = detect(image=image, outdir=str(tmp_path / "out"), model=str(model), chunk=64,
+                     refine_snr=float("inf"))
+    assert summary["bin"] == 2 and summary["n_refined"] == 0
     map_path = tmp_path / "out" / "field.radiofind-map.fits"
     tmap = fits.getdata(map_path)
     assert tmap.shape == (65, 65)

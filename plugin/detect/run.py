@@ -9,6 +9,7 @@ chunk size, not the image size.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,8 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
            a_min: int | None = None, centre: str | None = None, threshold: float | None = None,
            deblend: float | None = None, noise: str = "global", rms_box: int | None = None,
            chunk: int = 1024, scheduler: str | None = None, progress: bool = False,
-           formats=("fits", "csv", "ds9", "crtf"), overwrite: bool = False) -> dict:
+           refine_snr: float | None = 5.0, formats=("fits", "csv", "ds9", "crtf"),
+           overwrite: bool = False) -> dict:
     """Detect point sources in ``image`` and write the catalogue and the output map.
 
     Parameters are those of the ``radiofind.detect`` cab. Returns a summary dict (model used,
@@ -42,6 +44,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs
     from radiofind.detect.inference import predict_map
     from radiofind.detect.models import resolve_model, select_model
+    from radiofind.detect.positions import refine_bright
     from radiofind.noise import local_rms, pixel_values, robust_rms
     from radiofind.parallel import dask_scheduler
 
@@ -52,6 +55,9 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
             raise RadiofindError(f"{name} must be >= {low}, got {value}")
     if deblend is not None and deblend < 0:
         raise RadiofindError(f"deblend must be >= 0 beams, got {deblend}")
+    if refine_snr is not None and not refine_snr >= 0:
+        raise RadiofindError(f"refine_snr must be >= 0 (inf keeps every network position), got "
+                             f"{refine_snr}")
     if noise not in ("global", "local"):
         raise RadiofindError(f"noise must be 'global' or 'local', got {noise!r}")
     t0 = time.perf_counter()
@@ -132,6 +138,9 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
             grid_sigma = sigma if noise == "global" else robust_rms(data)
             src_noise = src_noise * (robust_rms(img.data, max_samples=1_000_000) / grid_sigma)
         x, y = unbinned_pixels(blobs.x, blobs.y, factor)
+        x, y, n_refined = refine_bright(img.data, x, y, src_noise, beam_pixels=img.beam_pixels,
+                                        refine_snr=refine_snr)
+        log.info("%d detections with SNR >= %s placed on the image's peak", n_refined, refine_snr)
         table = make_catalog(img, x, y, src_noise, finder="radiofind",
                              extra={"score": blobs.score, "area": blobs.area.astype(np.int32)})
         if noise == "local":
@@ -139,7 +148,10 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
         table.meta.update({"MODEL": mdl.name, "THRESH": blobs.threshold,
                            "THRRULE": "fixed" if threshold is not None else "dynamic",
                            "AMIN": int(tbd["a_min"]), "CENTRE": tbd["centre"],
-                           "NOISEMAP": noise, "BIN": factor})
+                           "NOISEMAP": noise, "BIN": factor,
+                           # FITS headers hold no inf: "off" when no detection may move.
+                           "REFSNR": (float(refine_snr) if refine_snr is not None
+                                      and math.isfinite(refine_snr) else "off")})
         if threshold is None:
             table.meta["DELTAMAX"] = tbd["delta_max"]
         write_catalog(table, stage, names["base"], formats)
@@ -147,7 +159,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     summary = {"image": image, "model": mdl.name, "model_reason": why, "n_sources": len(table),
                "threshold": blobs.threshold,
                "threshold_rule": "fixed" if threshold is not None else "dynamic",
-               "noise": sigma, "noise_mode": noise, "tbd": tbd,
+               "noise": sigma, "noise_mode": noise, "tbd": tbd, "n_refined": n_refined,
                "catalog": str(Path(outdir) / names.get("fits", names[formats[0]])),
                "map": str(Path(outdir) / map_name), "chunk": chunk, "bin": factor,
                "scheduler": where,

@@ -1,0 +1,85 @@
+"""Bright detections take their position from the image's own peak (radiofind.detect.positions)."""
+
+from __future__ import annotations
+
+import math
+
+import dask.array as da
+import numpy as np
+import pytest
+from astropy.table import Table
+from synthetic import make_header, make_image, write_image
+
+from radiofind.detect.positions import peak_positions, refine_bright
+from radiofind.errors import RadiofindError
+
+
+def gaussian_image(size, x0, y0, *, fwhm=8.0, amp=1.0):
+    yy, xx = np.mgrid[:size, :size]
+    s = fwhm / math.sqrt(8 * math.log(2))
+    return amp * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * s**2))
+
+
+def test_peak_positions_finds_a_sub_pixel_peak_from_numpy_and_dask_alike():
+    data = gaussian_image(64, 30.3, 20.8)
+    start_x, start_y = np.array([28.0, 31.0]), np.array([21.0, 19.0])  # ~2 px off, within r = 3
+    x, y = peak_positions(data, start_x, start_y, radius=3.0)
+    np.testing.assert_allclose(x, 30.3, atol=0.06)
+    np.testing.assert_allclose(y, 20.8, atol=0.06)
+    xd, yd = peak_positions(da.from_array(data, chunks=16), start_x, start_y, radius=3.0)
+    np.testing.assert_array_equal(xd, x)
+    np.testing.assert_array_equal(yd, y)
+
+
+def test_peak_positions_leaves_blank_and_off_image_positions_alone():
+    data = gaussian_image(32, 10.0, 10.0)
+    data[20:, 20:] = np.nan
+    x, y = peak_positions(data, np.array([25.0, -5.0, np.nan, 11.0]),
+                          np.array([25.0, 3.0, 4.0, 10.0]), radius=2.0)
+    np.testing.assert_array_equal(x[:2], [25.0, -5.0])
+    assert math.isnan(x[2]) and y[2] == 4.0
+    assert abs(x[3] - 10.0) < 0.05 and abs(y[3] - 10.0) < 0.05  # a window next to the blank
+    assert peak_positions(data, np.array([]), np.array([]), radius=2.0)[0].size == 0
+
+
+def test_refine_bright_moves_only_detections_above_the_snr():
+    data = gaussian_image(64, 20.4, 20.0, amp=10.0) + gaussian_image(64, 44.4, 44.0, amp=3.0)
+    x, y = np.array([19.0, 43.0]), np.array([20.0, 44.0])
+    nx, ny, n = refine_bright(data, x, y, 1.0, beam_pixels=8.0, refine_snr=5.0)
+    assert n == 1 and abs(nx[0] - 20.4) < 0.06 and (nx[1], ny[1]) == (43.0, 44.0)
+    assert refine_bright(data, x, y, 1.0, beam_pixels=8.0, refine_snr=None)[2] == 0
+    assert refine_bright(data, x, y, 1.0, beam_pixels=8.0, refine_snr=math.inf)[2] == 0
+    assert refine_bright(data, x, y, 1.0, beam_pixels=8.0, refine_snr=0.0)[2] == 2
+
+
+def test_detect_puts_bright_sources_of_an_averaged_image_on_their_peaks(tmp_path):
+    # A MeerKAT natural-like beam (28" at 1.5": 18.8 px), so the bundled model averages 4 x 4 and
+    # its blob centres are quantised on that grid; sources sit at integer pixels.
+    from radiofind.detect.run import detect
+
+    data, tx, ty, _ = make_image(384, n_sources=8, snr=(20.0, 60.0), beam_pix=18.8, seed=3,
+                                 border=40)
+    image = write_image(tmp_path / "field.fits", data, make_header(384, beam_arcsec=28.2))
+    offsets = {}
+    for name, refine in (("blob", math.inf), ("peak", 5.0)):
+        summary = detect(image=image, outdir=str(tmp_path / name), refine_snr=refine,
+                         formats=["fits"])
+        assert summary["bin"] == 4
+        table = Table.read(tmp_path / name / "field.radiofind.fits")
+        d = np.hypot(np.asarray(table["x"])[:, None] - tx, np.asarray(table["y"])[:, None] - ty)
+        offsets[name] = d.min(axis=0)  # each true source's nearest detection, in pixels
+        assert (offsets[name] < 0.5 * 18.8).all()  # every source found
+    assert summary["n_refined"] >= 8
+    assert np.median(offsets["peak"]) < 0.25 and offsets["peak"].max() < 1.0
+    assert np.median(offsets["peak"]) < 0.5 * np.median(offsets["blob"])
+
+
+@pytest.mark.parametrize("bad", [-1.0, math.nan])
+def test_detect_refuses_a_bad_refine_snr(tmp_path, bad):
+    from radiofind.detect.run import detect
+
+    data, *_ = make_image(64, n_sources=2)
+    image = write_image(tmp_path / "f.fits", data, make_header(64))
+    with pytest.raises(RadiofindError, match="refine_snr"):
+        detect(image=image, outdir=str(tmp_path / "out"), refine_snr=bad)
+    assert not (tmp_path / "out").exists()
