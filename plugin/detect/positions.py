@@ -81,11 +81,10 @@ def peak_positions(data, x: np.ndarray, y: np.ndarray, radius: float
 
 
 def _gather(data, iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
-    """data[iy, ix] for index arrays of one shape, from a numpy or a dask array."""
-    if hasattr(data, "dask"):
-        flat = data.vindex[iy.ravel(), ix.ravel()].compute()
-        return np.asarray(flat, dtype=float).reshape(iy.shape)
-    return np.asarray(data[iy, ix], dtype=float)
+    """data[iy, ix] for in-image index arrays of one shape, from a numpy or a dask array."""
+    from radiofind.noise import pixel_values
+
+    return pixel_values(data, ix.ravel(), iy.ravel()).reshape(iy.shape)
 
 
 def refine_bright(data, x: np.ndarray, y: np.ndarray, noise, *, beam_pixels: float,
