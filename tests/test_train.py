@@ -49,7 +49,13 @@ def make_fields(root, n=3, size=96):
 def test_train_two_epochs_writes_a_usable_model(tmp_path, bin_):
     from radiofind.detect.models import load_model
     from radiofind.detect.run import detect
-    from radiofind.training.train import DELTA_MAX_GRID, FIXED_THRESHOLD_GRID, train
+    from radiofind.training.train import (
+        DELTA_MAX_GRID,
+        FIXED_THRESHOLD_GRID,
+        MIN_RESPONSE_GRID,
+        RESPONSE_SNR_GRID,
+        train,
+    )
 
     make_fields(tmp_path / "data")
     card = train(data=str(tmp_path / "data"), outdir=str(tmp_path / "model"), epochs=2,
@@ -69,6 +75,11 @@ def test_train_two_epochs_writes_a_usable_model(tmp_path, bin_):
     assert rules == ({(d, None) for d in DELTA_MAX_GRID}
                      | {(None, t) for t in FIXED_THRESHOLD_GRID})
     assert (saved["tbd"]["delta_max"] is None) != (saved["tbd"]["threshold"] is None)
+    # Then the response check, on the chosen rule: one trial without, one per SNR and level.
+    checks = [t for t in history["tbd_search"] if t["min_response"] > 0]
+    assert len(checks) == len(RESPONSE_SNR_GRID) * (len(MIN_RESPONSE_GRID) - 1)
+    assert saved["tbd"]["min_response"] in MIN_RESPONSE_GRID
+    assert (saved["tbd"]["response_snr"] is None) == (saved["tbd"]["min_response"] == 0)
     model = load_model(tmp_path / "model")
     summary = detect(image=str(tmp_path / "data" / "field-0" / "natural-image.fits"),
                      outdir=str(tmp_path / "det"), model=str(model.path))
@@ -135,3 +146,34 @@ def test_train_needs_two_fields(tmp_path):
     make_fields(tmp_path / "data", n=1)
     with pytest.raises(RadiofindError, match="at least 2 fields"):
         train(data=str(tmp_path / "data"), outdir=str(tmp_path / "model"))
+
+
+def test_response_search_keeps_pc3_then_lowers_s90_then_raises_pc(monkeypatch):
+    from radiofind.training import train as tr
+
+    # Scripted validation scores per (response_snr, min_response).
+    scores = {(None, 0.0): (0.100, 5.25, 1.00, 0.95),
+              (3.75, 0.6): (0.090, 3.75, 1.00, 1.00),   # best S90, but costs PC3: refused
+              (4.25, 0.4): (0.100, 4.75, 0.99, 0.97),
+              (4.25, 0.5): (0.0998, 4.75, 0.99, 0.99),  # within the PC3 tolerance, purer
+              (4.75, 0.3): (0.100, 4.75, 0.99, 0.99),   # as good, and a weaker check: chosen
+              (4.25, 0.6): (0.100, 4.75, 1.00, 1.00)}   # purest, but a lower PC4
+
+    def fake(fields, tables, *, a_min, centre, truth, response=None, **_):
+        key = (None, 0.0) if response is None or response["min_response"] == 0 else (
+            response["response_snr"], response["min_response"])
+        pc3, s90, c5, p5 = scores.get(key, (0.100, 5.25, 1.00, 0.95))
+        pc4 = 0.45 if key == (4.25, 0.6) else 0.5
+        return {"pc3": pc3, "pc4": pc4, "pc5": 0.9, "s90": s90, "c_ge5": c5, "p_ge5": p5}
+
+    monkeypatch.setattr(tr, "validation_scores", fake)
+    best = {"delta_max": None, "threshold": 1.0, "a_min": 3, "centre": "centroid"}
+    chosen, trials = tr.search_response([], [], best, truth={},
+                                        demand={"alpha": 0.75, "b_n": 0.05})
+    assert (chosen["response_snr"], chosen["min_response"]) == (4.75, 0.3)
+    assert chosen["a_min"] == 3
+    assert len(trials) == 1 + len(tr.RESPONSE_SNR_GRID) * (len(tr.MIN_RESPONSE_GRID) - 1)
+    # With nothing better than no check, there is none.
+    scores.clear()
+    chosen, _ = tr.search_response([], [], best, truth={}, demand={"alpha": 0.75, "b_n": 0.05})
+    assert (chosen["response_snr"], chosen["min_response"]) == (None, 0.0)

@@ -265,6 +265,26 @@ def select_blobs(table: dict[str, np.ndarray], *, a_min: int, centre: str, width
     return x, y, table["area"], table["max"]
 
 
+def weak_response(score, snr, *, alpha: float, b_n: float, response_snr: float,
+                  min_response: float) -> np.ndarray:
+    """Detections the network answers too weakly for their brightness: True to drop.
+
+    The network was trained to output the demand image, whose peak on an isolated point source
+    of image SNR ``s`` is ``(1 + b_n) s^alpha``. A detection at least ``response_snr`` bright in
+    the image whose blob peaks below ``min_response`` times that is one the network does not take
+    for a point source of that SNR: a noise spike, a sidelobe, the flank of a brighter source.
+    ``min_response`` 0 keeps everything; NaN SNRs (off the image) are kept.
+    """
+    score = np.asarray(score, dtype=np.float64)
+    snr = np.asarray(snr, dtype=np.float64)
+    if not min_response > 0:
+        return np.zeros(score.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        bright = np.nan_to_num(snr, nan=-np.inf) >= response_snr
+        expected = (1.0 + b_n) * np.abs(np.where(bright, snr, 1.0)) ** alpha
+    return bright & (score < min_response * expected)
+
+
 def blob_table(tiles, tau: float, *, deblend: float | None = None) -> dict[str, np.ndarray]:
     """Every blob above ``tau`` (split at distinct peaks if ``deblend``), as per-blob sums.
 

@@ -88,18 +88,20 @@ def _gather(data, iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
 
 
 def refine_bright(data, x: np.ndarray, y: np.ndarray, noise, *, beam_pixels: float,
-                  refine_snr: float | None = REFINE_SNR) -> tuple[np.ndarray, np.ndarray, int]:
+                  refine_snr: float | None = REFINE_SNR, snr: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, int]:
     """Move the detections whose SNR at (x, y) is >= ``refine_snr`` to their image peak (see the
-    module docstring); ``None`` moves none. ``noise``: one value or one per detection. Returns
-    the new x, y and how many moved."""
+    module docstring); ``None`` moves none. ``noise``: one value or one per detection; ``snr``:
+    the SNRs at (x, y) if already measured. Returns the new x, y and how many moved."""
     from radiofind.noise import pixel_values
 
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if refine_snr is None or x.size == 0:
         return x, y, 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        snr = pixel_values(data, x, y) / noise
+    if snr is None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            snr = pixel_values(data, x, y) / noise
     bright = np.nan_to_num(snr, nan=-np.inf) >= refine_snr
     if not bright.any():
         return x, y, 0

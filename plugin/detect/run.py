@@ -28,11 +28,20 @@ MIN_CHUNK = 64
 RMS_BOX_BEAMS = 30  # default local-rms cell, in beams (BANE's default box is ~30 beams)
 
 
+def input_noise(img, grid, grid_sigma: float) -> float:
+    """The noise of the input image ``img`` whose network grid ``grid`` has noise ``grid_sigma``:
+    what catalogue SNRs are measured against (the global noise mode)."""
+    from radiofind.noise import robust_rms
+
+    return grid_sigma if grid is img else robust_rms(img.data, max_samples=1_000_000)
+
+
 def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int | None = None,
            a_min: int | None = None, centre: str | None = None, threshold: float | None = None,
            deblend: float | None = None, noise: str = "global", rms_box: int | None = None,
            chunk: int = 1024, scheduler: str | None = None, progress: bool = False,
-           refine_snr: float | None = 5.0, formats=("fits", "csv", "ds9", "crtf"),
+           refine_snr: float | None = 5.0, response_snr: float | None = None,
+           min_response: float | None = None, formats=("fits", "csv", "ds9", "crtf"),
            overwrite: bool = False) -> dict:
     """Detect point sources in ``image`` and write the catalogue and the output map.
 
@@ -41,7 +50,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     """
     import dask.array as da
 
-    from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs
+    from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs, weak_response
     from radiofind.detect.inference import predict_map
     from radiofind.detect.models import resolve_model, select_model
     from radiofind.detect.positions import refine_bright
@@ -58,6 +67,9 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     if refine_snr is not None and not refine_snr >= 0:
         raise RadiofindError(f"refine_snr must be >= 0 (inf keeps every network position), got "
                              f"{refine_snr}")
+    for name, value in (("response_snr", response_snr), ("min_response", min_response)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise RadiofindError(f"{name} must be a number >= 0, got {value}")
     if noise not in ("global", "local"):
         raise RadiofindError(f"noise must be 'global' or 'local', got {noise!r}")
     t0 = time.perf_counter()
@@ -73,7 +85,16 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     log.info("using model %s (%s)", mdl.name, why)
     tbd = {"deblend_beams": DEBLEND_BEAMS, **mdl.tbd}
     tbd.update({k: v for k, v in (("delta_max", delta_max), ("a_min", a_min), ("centre", centre),
-                                  ("deblend_beams", deblend)) if v is not None})
+                                  ("deblend_beams", deblend), ("response_snr", response_snr),
+                                  ("min_response", min_response)) if v is not None})
+    # The response check: the model's, searched with its TBD settings; none in older cards.
+    demand = mdl.card.get("demand", {})
+    check = {"alpha": float(demand.get("alpha", 1.0)), "b_n": float(demand.get("b_n", 0.0)),
+             "response_snr": float(tbd.get("response_snr") or 0.0),
+             "min_response": float(tbd.get("min_response") or 0.0)}
+    if check["min_response"] > 0 and not {"alpha", "b_n"} <= set(demand):
+        raise RadiofindError(f"model {mdl.name}'s card has no demand image (alpha, b_n): the "
+                             "response check needs it; give --min-response 0")
     # The threshold rule: --threshold (fixed), else --delta-max (dynamic), else the model's own,
     # which its TBD search chose: a fixed map threshold if the card has one, else dynamic.
     if threshold is None and delta_max is None:
@@ -136,10 +157,21 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
             # Averaging lowers the noise a little, and so does interpolating: SNRs in the
             # catalogue use the input's own.
             grid_sigma = sigma if noise == "global" else robust_rms(data)
-            src_noise = src_noise * (robust_rms(img.data, max_samples=1_000_000) / grid_sigma)
+            src_noise = src_noise * (input_noise(img, grid, grid_sigma) / grid_sigma)
         x, y = unbinned_pixels(blobs.x, blobs.y, factor)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            blob_snr = pixel_values(img.data, x, y) / src_noise
+        weak = weak_response(blobs.score, blob_snr, **check)
+        if weak.any():
+            keep = ~weak
+            x, y, blob_snr = x[keep], y[keep], blob_snr[keep]
+            blobs.score, blobs.area = blobs.score[keep], blobs.area[keep]
+            if np.ndim(src_noise):
+                src_noise = src_noise[keep]
+        log.info("%d detections with SNR >= %g dropped: network response below %g of a point "
+                 "source's", int(weak.sum()), check["response_snr"], check["min_response"])
         x, y, n_refined = refine_bright(img.data, x, y, src_noise, beam_pixels=img.beam_pixels,
-                                        refine_snr=refine_snr)
+                                        refine_snr=refine_snr, snr=blob_snr)
         log.info("%d detections with SNR >= %s placed on the image's peak", n_refined, refine_snr)
         table = make_catalog(img, x, y, src_noise, finder="radiofind",
                              extra={"score": blobs.score, "area": blobs.area.astype(np.int32)})
@@ -149,6 +181,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                            "THRRULE": "fixed" if threshold is not None else "dynamic",
                            "AMIN": int(tbd["a_min"]), "CENTRE": tbd["centre"],
                            "NOISEMAP": noise, "BIN": factor,
+                           "RESPSNR": check["response_snr"], "MINRESP": check["min_response"],
                            # FITS headers hold no inf: "off" when no detection may move.
                            "REFSNR": (float(refine_snr) if refine_snr is not None
                                       and math.isfinite(refine_snr) else "off")})
@@ -160,6 +193,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                "threshold": blobs.threshold,
                "threshold_rule": "fixed" if threshold is not None else "dynamic",
                "noise": sigma, "noise_mode": noise, "tbd": tbd, "n_refined": n_refined,
+               "response_check": check, "n_weak_response": int(weak.sum()),
                "catalog": str(Path(outdir) / names.get("fits", names[formats[0]])),
                "map": str(Path(outdir) / map_name), "chunk": chunk, "bin": factor,
                "scheduler": where,

@@ -1,0 +1,98 @@
+"""The response check: bright detections the network answers weakly are dropped
+(radiofind.detect.blobs.weak_response, searched in training, applied by detect)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from astropy.table import Table
+from synthetic import make_header, make_image, write_image
+
+from radiofind.detect.blobs import weak_response
+from radiofind.errors import RadiofindError
+
+
+def test_weak_response_compares_the_score_with_a_point_source_of_that_snr():
+    # A point source of SNR 16 gives (1 + 0.05) * 16 ** 0.75 = 8.4 in the demand image.
+    snr = np.array([16.0, 16.0, 16.0, 3.0, math.nan, 16.0])
+    score = np.array([8.4, 4.3, 4.1, 0.1, 0.1, -1.0])
+    args = {"alpha": 0.75, "b_n": 0.05, "response_snr": 4.0}
+    drop = weak_response(score, snr, min_response=0.5, **args)
+    # Half of 8.4 is 4.2: 4.3 stays, 4.1 goes; SNR 3 is below the check and NaN is off the image.
+    np.testing.assert_array_equal(drop, [False, False, True, False, False, True])
+    assert not weak_response(score, snr, min_response=0.0, **args).any()
+    assert weak_response(score, snr, min_response=0.5, **(args | {"response_snr": 20.0})).sum() \
+        == 0
+    assert weak_response(np.array([]), np.array([]), min_response=0.5, **args).shape == (0,)
+
+
+def test_detect_drops_bright_detections_below_the_asked_response(tmp_path):
+    from radiofind.detect.run import detect
+
+    data, *_ = make_image(256, n_sources=10, snr=(3.0, 40.0), seed=5)
+    image = write_image(tmp_path / "f.fits", data, make_header(256))
+    plain = detect(image=image, outdir=str(tmp_path / "plain"), formats=["fits"],
+                   min_response=0.0)
+    assert plain["n_weak_response"] == 0
+    bright = np.asarray(Table.read(tmp_path / "plain" / "f.radiofind.fits")["snr"]) >= 5.0
+    assert bright.sum() >= 5
+    # No network answers 10 times a point source's peak: every detection at SNR >= 5 goes.
+    strict = detect(image=image, outdir=str(tmp_path / "strict"), formats=["fits"],
+                    response_snr=5.0, min_response=10.0)
+    table = Table.read(tmp_path / "strict" / "f.radiofind.fits")
+    assert strict["n_weak_response"] == bright.sum()
+    assert len(table) == len(bright) - bright.sum() and (np.asarray(table["snr"]) < 5.0).all()
+    assert table.meta["MINRESP"] == 10.0 and table.meta["RESPSNR"] == 5.0
+
+
+def test_detect_applies_the_models_own_response_check(tmp_path):
+    from radiofind.detect.models import resolve_model
+    from radiofind.detect.run import detect
+
+    data, *_ = make_image(128, n_sources=4, seed=2)
+    image = write_image(tmp_path / "f.fits", data, make_header(128))
+    summary = detect(image=image, outdir=str(tmp_path / "out"), formats=["fits"])
+    card_tbd = resolve_model(summary["model"]).tbd
+    assert summary["response_check"]["min_response"] == card_tbd["min_response"]
+    assert summary["response_check"]["response_snr"] == (card_tbd["response_snr"] or 0.0)
+    assert Table.read(tmp_path / "out" / "f.radiofind.fits").meta["MINRESP"] == \
+        card_tbd["min_response"]
+
+
+@pytest.mark.parametrize("name, bad", [("min_response", -0.1), ("min_response", math.nan),
+                                       ("response_snr", -1.0), ("response_snr", math.inf)])
+def test_detect_refuses_a_bad_response_check(tmp_path, name, bad):
+    from radiofind.detect.run import detect
+
+    data, *_ = make_image(64, n_sources=2)
+    image = write_image(tmp_path / "f.fits", data, make_header(64))
+    with pytest.raises(RadiofindError, match=name):
+        detect(image=image, outdir=str(tmp_path / "out"), **{name: bad})
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("beam_pix, beam_arcsec, bin_", [(4.0, 6.0, 1), (18.8, 28.2, 4)])
+def test_training_measures_the_checks_snr_as_detect_does(tmp_path, beam_pix, beam_arcsec, bin_):
+    # The search tunes the check on SNRs over detect's noise, not the truth's source-free noise.
+    from astropy.wcs import WCS
+
+    from radiofind.detect.run import detect
+    from radiofind.training.dataset import load_field
+    from radiofind.training.train import detection_noise
+
+    data, x, y, _ = make_image(384, n_sources=8, snr=(5.0, 30.0), beam_pix=beam_pix, seed=4,
+                               border=40)
+    header = make_header(384, beam_arcsec=beam_arcsec)
+    folder = tmp_path / "field"
+    folder.mkdir()
+    image = write_image(folder / "natural-image.fits", data, header)
+    ra, dec = WCS(header).all_pix2world(x, y, 0)
+    Table({"ra": ra, "dec": dec}).write(folder / "truth.fits")
+    summary = detect(image=image, outdir=str(tmp_path / "out"), formats=["fits"])
+    assert summary["bin"] == bin_
+    table = Table.read(tmp_path / "out" / "natural-image.radiofind.fits")
+    noise = np.asarray(table["peak"]) / np.asarray(table["snr"])
+    np.testing.assert_allclose(noise, detection_noise(load_field(folder, "natural", bin=bin_)),
+                               rtol=1e-6)
