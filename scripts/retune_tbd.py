@@ -19,7 +19,10 @@ ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("model")
 ap.add_argument("data")
 ap.add_argument("--centres", default="centroid,peak")
+ap.add_argument("--response-check", action="store_true",
+                help="also search the response check (radiofind train --response-check)")
 args = ap.parse_args()
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-card = retune(model=args.model, data=args.data, centres=args.centres.split(","))
+card = retune(model=args.model, data=args.data, centres=args.centres.split(","),
+              response_check=args.response_check)
 print(card["tbd"], card["validation"]["PC3"], card["validation"]["S90"])

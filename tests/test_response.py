@@ -48,17 +48,28 @@ def test_detect_drops_bright_detections_below_the_asked_response(tmp_path):
 
 
 def test_detect_applies_the_models_own_response_check(tmp_path):
-    from radiofind.detect.models import resolve_model
+    import json
+    import shutil
+
+    from radiofind.detect.models import bundled_models
     from radiofind.detect.run import detect
 
-    data, *_ = make_image(128, n_sources=4, seed=2)
-    image = write_image(tmp_path / "f.fits", data, make_header(128))
-    summary = detect(image=image, outdir=str(tmp_path / "out"), formats=["fits"])
-    card_tbd = resolve_model(summary["model"]).tbd
-    assert summary["response_check"]["min_response"] == card_tbd["min_response"]
-    assert summary["response_check"]["response_snr"] == (card_tbd["response_snr"] or 0.0)
-    assert Table.read(tmp_path / "out" / "f.radiofind.fits").meta["MINRESP"] == \
-        card_tbd["min_response"]
+    data, *_ = make_image(256, n_sources=10, snr=(5.0, 40.0), seed=5)
+    image = write_image(tmp_path / "f.fits", data, make_header(256))
+    # The bundled cards have no check (not kept: README, "Bundled models").
+    plain = detect(image=image, outdir=str(tmp_path / "plain"), formats=["fits"])
+    assert plain["response_check"]["min_response"] == 0 and plain["n_weak_response"] == 0
+    assert Table.read(tmp_path / "plain" / "f.radiofind.fits").meta["MINRESP"] == 0
+    # A card with a check: detect uses it without being told.
+    model = tmp_path / "checked"
+    shutil.copytree(bundled_models()[plain["model"]].path, model)
+    card = json.loads((model / "card.json").read_text())
+    card["tbd"] |= {"response_snr": 5.0, "min_response": 10.0}
+    (model / "card.json").write_text(json.dumps(card))
+    checked = detect(image=image, outdir=str(tmp_path / "checked-out"), formats=["fits"],
+                     model=str(model))
+    assert checked["response_check"]["min_response"] == 10.0 and checked["n_weak_response"] > 0
+    assert checked["n_sources"] == plain["n_sources"] - checked["n_weak_response"]
 
 
 @pytest.mark.parametrize("name, bad", [("min_response", -0.1), ("min_response", math.nan),

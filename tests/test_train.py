@@ -49,13 +49,7 @@ def make_fields(root, n=3, size=96):
 def test_train_two_epochs_writes_a_usable_model(tmp_path, bin_):
     from radiofind.detect.models import load_model
     from radiofind.detect.run import detect
-    from radiofind.training.train import (
-        DELTA_MAX_GRID,
-        FIXED_THRESHOLD_GRID,
-        MIN_RESPONSE_GRID,
-        RESPONSE_SNR_GRID,
-        train,
-    )
+    from radiofind.training.train import DELTA_MAX_GRID, FIXED_THRESHOLD_GRID, train
 
     make_fields(tmp_path / "data")
     card = train(data=str(tmp_path / "data"), outdir=str(tmp_path / "model"), epochs=2,
@@ -75,11 +69,10 @@ def test_train_two_epochs_writes_a_usable_model(tmp_path, bin_):
     assert rules == ({(d, None) for d in DELTA_MAX_GRID}
                      | {(None, t) for t in FIXED_THRESHOLD_GRID})
     assert (saved["tbd"]["delta_max"] is None) != (saved["tbd"]["threshold"] is None)
-    # Then the response check, on the chosen rule: one trial without, one per SNR and level.
-    checks = [t for t in history["tbd_search"] if t["min_response"] > 0]
-    assert len(checks) == len(RESPONSE_SNR_GRID) * (len(MIN_RESPONSE_GRID) - 1)
-    assert saved["tbd"]["min_response"] in MIN_RESPONSE_GRID
-    assert (saved["tbd"]["response_snr"] is None) == (saved["tbd"]["min_response"] == 0)
+    # No response check unless asked for (see the next test).
+    assert all(t["min_response"] == 0 for t in history["tbd_search"])
+    assert saved["tbd"]["min_response"] == 0 and saved["tbd"]["response_snr"] is None
+    assert "min_response" not in saved["tbd"]["searched"]
     model = load_model(tmp_path / "model")
     summary = detect(image=str(tmp_path / "data" / "field-0" / "natural-image.fits"),
                      outdir=str(tmp_path / "det"), model=str(model.path))
@@ -91,13 +84,20 @@ def test_train_two_epochs_writes_a_usable_model(tmp_path, bin_):
 def test_train_builds_the_architecture_asked_for_and_detect_runs_it(tmp_path):
     from radiofind.detect.models import load_model
     from radiofind.detect.run import detect
-    from radiofind.training.train import train
+    from radiofind.training.train import MIN_RESPONSE_GRID, RESPONSE_SNR_GRID, train
 
     make_fields(tmp_path / "data")
     card = train(data=str(tmp_path / "data"), outdir=str(tmp_path / "model"), epochs=1,
                  steps_per_epoch=2, batch_size=4, crop=32, horn_radius=3, gauss_fwhm=2, seed=3,
-                 filters=16, n_layers=6)
+                 filters=16, n_layers=6, response_check=True)
     assert card["architecture"]["filters"] == 16 and card["architecture"]["n_layers"] == 6
+    # The response check, searched on the chosen rule: one trial without, one per SNR and level.
+    history = json.loads((tmp_path / "model" / "history.json").read_text())
+    checks = [t for t in history["tbd_search"] if t["min_response"] > 0]
+    assert len(checks) == len(RESPONSE_SNR_GRID) * (len(MIN_RESPONSE_GRID) - 1)
+    assert card["tbd"]["min_response"] in MIN_RESPONSE_GRID
+    assert card["tbd"]["searched"]["min_response"] == list(MIN_RESPONSE_GRID)
+    assert (card["tbd"]["response_snr"] is None) == (card["tbd"]["min_response"] == 0)
     weights = np.load(tmp_path / "model" / "weights.npz")
     assert sorted({k.split("/")[0] for k in weights.files if k.startswith("conv")}) == [
         f"conv{i}" for i in range(1, 7)]
