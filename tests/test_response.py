@@ -107,3 +107,45 @@ def test_training_measures_the_checks_snr_as_detect_does(tmp_path, beam_pix, bea
     noise = np.asarray(table["peak"]) / np.asarray(table["snr"])
     np.testing.assert_allclose(noise, detection_noise(load_field(folder, "natural", bin=bin_)),
                                rtol=1e-6)
+
+
+def test_confirm_image_drops_detections_the_other_image_lacks(tmp_path):
+    # Two images of one field: the second holds only the first five sources, with its own noise.
+    from radiofind.detect.run import detect
+
+    data, x, y, _ = make_image(256, n_sources=10, snr=(8.0, 30.0), seed=7)
+    other, *_ = make_image(256, n_sources=0, seed=8)
+    sigma = 4.0 / np.sqrt(8 * np.log(2))
+    yy, xx = np.mgrid[:256, :256]
+    for xs, ys in zip(x[:5], y[:5], strict=True):
+        other = other + 20e-5 * np.exp(-((xx - xs) ** 2 + (yy - ys) ** 2) / (2 * sigma**2))
+    image = write_image(tmp_path / "uniform.fits", data, make_header(256))
+    confirm = write_image(tmp_path / "natural.fits", other, make_header(256))
+    plain = detect(image=image, outdir=str(tmp_path / "plain"), formats=["fits"])
+    summary = detect(image=image, outdir=str(tmp_path / "conf"), formats=["fits"],
+                     confirm_image=confirm)
+    table = Table.read(tmp_path / "conf" / "uniform.radiofind.fits")
+    d = np.hypot(np.asarray(table["x"])[:, None] - x, np.asarray(table["y"])[:, None] - y)
+    found = d.min(axis=0) < 2.0
+    assert found[:5].all() and not found[5:].any()  # the confirmed five, and only them
+    assert summary["n_unconfirmed"] == plain["n_sources"] - len(table) >= 5
+    assert (np.asarray(table["confirm_snr"]) >= 4.0).all()
+    assert table.meta["CONFIRM"] == "natural.fits" and table.meta["CONFSNR"] == 4.0
+    # --confirm-snr 0 keeps every detection and records its SNR in the other image.
+    keep_all = detect(image=image, outdir=str(tmp_path / "all"), formats=["fits"],
+                      confirm_image=confirm, confirm_snr=0.0)
+    assert keep_all["n_sources"] == plain["n_sources"] and keep_all["n_unconfirmed"] == 0
+
+
+@pytest.mark.parametrize("case", ["same", "missing", "bad-snr"])
+def test_detect_refuses_a_bad_confirmation(tmp_path, case):
+    from radiofind.detect.run import detect
+
+    data, *_ = make_image(64, n_sources=2)
+    image = write_image(tmp_path / "f.fits", data, make_header(64))
+    args = {"same": {"confirm_image": image},
+            "missing": {"confirm_image": str(tmp_path / "nope.fits")},
+            "bad-snr": {"confirm_image": image, "confirm_snr": -1.0}}[case]
+    with pytest.raises(RadiofindError):
+        detect(image=image, outdir=str(tmp_path / "out"), **args)
+    assert not (tmp_path / "out").exists()

@@ -25,6 +25,7 @@ from radiofind.io.outputs import staged_outputs
 log = logging.getLogger("radiofind.detect")
 
 MIN_CHUNK = 64
+CONFIRM_SNR = 4.0  # least SNR in --confirm-image (see confirmation_snr; README)
 RMS_BOX_BEAMS = 30  # default local-rms cell, in beams (BANE's default box is ~30 beams)
 
 
@@ -36,12 +37,29 @@ def input_noise(img, grid, grid_sigma: float) -> float:
     return grid_sigma if grid is img else robust_rms(img.data, max_samples=1_000_000)
 
 
+def confirmation_snr(other, img, x, y) -> tuple[np.ndarray, float]:
+    """SNR in image ``other`` at the sky positions of pixels (x, y) of ``img``, and its noise.
+
+    ``other`` is another image of the same field, e.g. the natural-weighted one for a uniform
+    search: a true source is in both, while most noise peaks of one weighting are not in the
+    other. The value is read at the nearest pixel; NaN outside ``other``.
+    """
+    from radiofind.noise import pixel_values, robust_rms
+
+    ra, dec = img.pixel_to_world(np.asarray(x, float), np.asarray(y, float))
+    ox, oy = other.world_to_pixel(ra, dec)
+    noise = robust_rms(other.data)
+    with np.errstate(invalid="ignore"):
+        return pixel_values(other.data, ox, oy) / noise, noise
+
+
 def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int | None = None,
            a_min: int | None = None, centre: str | None = None, threshold: float | None = None,
            deblend: float | None = None, noise: str = "global", rms_box: int | None = None,
            chunk: int = 1024, scheduler: str | None = None, progress: bool = False,
            refine_snr: float | None = 5.0, response_snr: float | None = None,
-           min_response: float | None = None, formats=("fits", "csv", "ds9", "crtf"),
+           min_response: float | None = None, confirm_image: str | None = None,
+           confirm_snr: float = CONFIRM_SNR, formats=("fits", "csv", "ds9", "crtf"),
            overwrite: bool = False) -> dict:
     """Detect point sources in ``image`` and write the catalogue and the output map.
 
@@ -70,10 +88,18 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     for name, value in (("response_snr", response_snr), ("min_response", min_response)):
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise RadiofindError(f"{name} must be a number >= 0, got {value}")
+    if not (math.isfinite(confirm_snr) and confirm_snr >= 0):
+        raise RadiofindError(f"confirm_snr must be a number >= 0, got {confirm_snr}")
     if noise not in ("global", "local"):
         raise RadiofindError(f"noise must be 'global' or 'local', got {noise!r}")
     t0 = time.perf_counter()
     img = open_image(image, chunk=chunk)
+    other = None
+    if confirm_image:
+        if Path(confirm_image).resolve() == Path(image).resolve():
+            raise RadiofindError("--confirm-image must be another image of the field, not the "
+                                 "one searched")
+        other = open_image(confirm_image, chunk=chunk)
     names = output_names(image, formats, "radiofind")
     map_name = names["base"] + "-map.fits"
     planned = [names[f] for f in formats] + [map_name]
@@ -173,8 +199,21 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
         x, y, n_refined = refine_bright(img.data, x, y, src_noise, beam_pixels=img.beam_pixels,
                                         refine_snr=refine_snr, snr=blob_snr)
         log.info("%d detections with SNR >= %s placed on the image's peak", n_refined, refine_snr)
-        table = make_catalog(img, x, y, src_noise, finder="radiofind",
-                             extra={"score": blobs.score, "area": blobs.area.astype(np.int32)})
+        extra = {"score": blobs.score, "area": blobs.area.astype(np.int32)}
+        n_unconfirmed = 0
+        if other is not None:
+            other_snr, other_noise = confirmation_snr(other, img, x, y)
+            # NaN (outside the other image) is kept; confirm_snr 0 keeps all, recording the SNR.
+            keep = ~(other_snr < confirm_snr) | (confirm_snr == 0)
+            n_unconfirmed = int((~keep).sum())
+            x, y, other_snr = x[keep], y[keep], other_snr[keep]
+            extra = {k: v[keep] for k, v in extra.items()}
+            if np.ndim(src_noise):
+                src_noise = src_noise[keep]
+            extra["confirm_snr"] = other_snr
+            log.info("%d detections below SNR %g in %s dropped (its noise %.3g)", n_unconfirmed,
+                     confirm_snr, confirm_image, other_noise)
+        table = make_catalog(img, x, y, src_noise, finder="radiofind", extra=extra)
         if noise == "local":
             table["rms"] = src_noise
         table.meta.update({"MODEL": mdl.name, "THRESH": blobs.threshold,
@@ -187,6 +226,8 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                                       and math.isfinite(refine_snr) else "off")})
         if threshold is None:
             table.meta["DELTAMAX"] = tbd["delta_max"]
+        if other is not None:
+            table.meta.update({"CONFIRM": Path(confirm_image).name, "CONFSNR": float(confirm_snr)})
         write_catalog(table, stage, names["base"], formats)
         fits.setval(map_path, "RFTHRESH", value=blobs.threshold)
     summary = {"image": image, "model": mdl.name, "model_reason": why, "n_sources": len(table),
@@ -194,6 +235,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                "threshold_rule": "fixed" if threshold is not None else "dynamic",
                "noise": sigma, "noise_mode": noise, "tbd": tbd, "n_refined": n_refined,
                "response_check": check, "n_weak_response": int(weak.sum()),
+               "n_unconfirmed": n_unconfirmed,
                "catalog": str(Path(outdir) / names.get("fits", names[formats[0]])),
                "map": str(Path(outdir) / map_name), "chunk": chunk, "bin": factor,
                "scheduler": where,
