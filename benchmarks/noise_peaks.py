@@ -47,24 +47,28 @@ PEAK_FROM = 2.75  # the every-peak finder's lowest peak: the lower edge of the S
 BIN_SNRS = (4.0, 4.5, 5.0)  # bins whose purity is reported
 
 
+def snr_map(image, noise: float) -> np.ndarray:
+    """The image over the noise, blanks at -inf (never a peak)."""
+    data = np.asarray(image.data, dtype=np.float64).squeeze() / noise
+    return np.where(np.isfinite(data), data, -np.inf)
+
+
 def field_peaks(folder: Path, weighting: str) -> dict:
     """Noise peaks >= SNR in one field, the Gaussian-field expectation, true sources >= SNR."""
     image, ra, dec, snr, noise = field_truth(folder, weighting)
-    data = np.asarray(image.data, dtype=np.float64).squeeze() / noise
+    filled = snr_map(image, noise)
     tx, ty = image.world_to_pixel(ra, dec)
     placed = np.isfinite(tx) & np.isfinite(ty)
     tx, ty = tx[placed], ty[placed]
     beam = image.beam_pixels
     # Distance of every pixel to the nearest truth source: peaks and area near one are excluded.
-    seeds = np.ones(data.shape, bool)
-    iy = np.clip(np.round(ty).astype(int), 0, data.shape[0] - 1)
-    ix = np.clip(np.round(tx).astype(int), 0, data.shape[1] - 1)
+    seeds = np.ones(filled.shape, bool)
+    iy = np.clip(np.round(ty).astype(int), 0, filled.shape[0] - 1)
+    ix = np.clip(np.round(tx).astype(int), 0, filled.shape[1] - 1)
     seeds[iy, ix] = False
     far = ndimage.distance_transform_edt(seeds) > EXCLUDE_BEAMS * beam
-    finite = np.isfinite(data)
-    filled = np.where(finite, data, -np.inf)
     peaks = (filled == ndimage.maximum_filter(filled, size=3)) & (filled >= SNR) & far
-    area = int((far & finite).sum())
+    area = int((far & np.isfinite(filled)).sum())
     lam2 = (2.0 * math.sqrt(2.0 * math.log(2.0)) / beam) ** 2
     expect = area * lam2 / (2.0 * math.pi) ** 1.5 * SNR * math.exp(-SNR ** 2 / 2.0)
     return {"noise_peaks": int(peaks.sum()), "expected": expect, "area_px": area,
@@ -77,8 +81,7 @@ def every_peak(folder: Path, weighting: str):
     from radiofind.evaluate.run import match_field
 
     image, ra, dec, snr, noise = field_truth(folder, weighting)
-    data = np.asarray(image.data, dtype=np.float64).squeeze() / noise
-    filled = np.where(np.isfinite(data), data, -np.inf)
+    filled = snr_map(image, noise)
     r = max(1, int(round(0.5 * image.beam_pixels)))
     yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
     disc = xx ** 2 + yy ** 2 <= r * r

@@ -53,6 +53,17 @@ def confirmation_snr(other, img, x, y) -> tuple[np.ndarray, float]:
         return pixel_values(other.data, ox, oy) / noise, noise
 
 
+def _kept(keep: np.ndarray, *per_detection):
+    """Each argument restricted to the detections where ``keep`` is True: arrays are indexed,
+    dicts of arrays indexed value by value, scalars (one noise for all) passed through."""
+    def cut(v):
+        if isinstance(v, dict):
+            return {k: cut(a) for k, a in v.items()}
+        return v[keep] if np.ndim(v) else v
+
+    return tuple(cut(v) for v in per_detection)
+
+
 def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int | None = None,
            a_min: int | None = None, centre: str | None = None, threshold: float | None = None,
            deblend: float | None = None, noise: str = "global", rms_box: int | None = None,
@@ -185,32 +196,24 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
             grid_sigma = sigma if noise == "global" else robust_rms(data)
             src_noise = src_noise * (input_noise(img, grid, grid_sigma) / grid_sigma)
         x, y = unbinned_pixels(blobs.x, blobs.y, factor)
+        extra = {"score": blobs.score, "area": blobs.area.astype(np.int32)}
         with np.errstate(invalid="ignore", divide="ignore"):
             blob_snr = pixel_values(img.data, x, y) / src_noise
         weak = weak_response(blobs.score, blob_snr, **check)
-        if weak.any():
-            keep = ~weak
-            x, y, blob_snr = x[keep], y[keep], blob_snr[keep]
-            blobs.score, blobs.area = blobs.score[keep], blobs.area[keep]
-            if np.ndim(src_noise):
-                src_noise = src_noise[keep]
+        x, y, blob_snr, src_noise, extra = _kept(~weak, x, y, blob_snr, src_noise, extra)
         log.info("%d detections with SNR >= %g dropped: network response below %g of a point "
                  "source's", int(weak.sum()), check["response_snr"], check["min_response"])
         x, y, n_refined = refine_bright(img.data, x, y, src_noise, beam_pixels=img.beam_pixels,
                                         refine_snr=refine_snr, snr=blob_snr)
         log.info("%d detections with SNR >= %s placed on the image's peak", n_refined, refine_snr)
-        extra = {"score": blobs.score, "area": blobs.area.astype(np.int32)}
         n_unconfirmed = 0
         if other is not None:
             other_snr, other_noise = confirmation_snr(other, img, x, y)
             # NaN (outside the other image) is kept; confirm_snr 0 keeps all, recording the SNR.
             keep = ~(other_snr < confirm_snr) | (confirm_snr == 0)
             n_unconfirmed = int((~keep).sum())
-            x, y, other_snr = x[keep], y[keep], other_snr[keep]
-            extra = {k: v[keep] for k, v in extra.items()}
-            if np.ndim(src_noise):
-                src_noise = src_noise[keep]
             extra["confirm_snr"] = other_snr
+            x, y, src_noise, extra = _kept(keep, x, y, src_noise, extra)
             log.info("%d detections below SNR %g in %s dropped (its noise %.3g)", n_unconfirmed,
                      confirm_snr, confirm_image, other_noise)
         table = make_catalog(img, x, y, src_noise, finder="radiofind", extra=extra)

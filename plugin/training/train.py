@@ -258,9 +258,7 @@ def search_response(fields, tables, best: dict, *, truth: dict, demand: dict
                        "response_snr": response_snr if min_response > 0 else None,
                        "min_response": min_response, **_trial_scores(s)})
 
-    def num(value, missing: float) -> float:  # scores are NaN or None where nothing counted
-        return missing if value is None or not np.isfinite(value) else float(value)
-
+    num = _number
     base = num(trials[0]["pc3"], -1.0)  # no check
 
     def key(t: dict) -> tuple:
@@ -315,11 +313,14 @@ def fit_network(train_fields, val_fields, *, demand: dict, rng: np.random.Genera
             "seconds": seconds}
 
 
+def _number(value, missing: float) -> float:
+    """A score, or ``missing`` where it is NaN or None (nothing was counted)."""
+    return missing if value is None or not np.isfinite(value) else float(value)
+
+
 def _score_key(best: dict) -> tuple:
     """Best validation PC3 first, then the lower S90 (NaN counts as worst)."""
-    pc3 = best["pc3"] if np.isfinite(best["pc3"]) else -1.0
-    s90 = best["s90"] if np.isfinite(best["s90"]) else 99.0
-    return (round(pc3, 4), -s90)
+    return (round(_number(best["pc3"], -1.0), 4), -_number(best["s90"], 99.0))
 
 
 def train(*, data: str, outdir: str, weighting: str = "natural", name: str | None = None,
