@@ -25,26 +25,64 @@ log = logging.getLogger("radiofind.pybdsf")
 
 
 def run_pybdsf(*, image: str, outdir: str, thresh_isl: float = 3.0, thresh_pix: float = 5.0,
-               formats=("fits", "csv", "ds9", "crtf"), overwrite: bool = False) -> dict:
-    """Run PyBDSF's ``process_image`` and write the sources as a radiofind catalogue."""
+               detection_image: str | None = None, formats=("fits", "csv", "ds9", "crtf"),
+               overwrite: bool = False) -> dict:
+    """Run PyBDSF's ``process_image`` and write the sources as a radiofind catalogue.
+
+    ``detection_image``: another image of the field, on the same pixel grid (e.g. the
+    natural-weighted one when measuring the uniform image), in which PyBDSF finds its islands;
+    sources are still fitted in ``image`` (PyBDSF's own ``detection_image``).
+    """
+    from radiofind.io.images import read_image
+
     if not thresh_isl > 0 or not thresh_pix > 0:
         raise RadiofindError("thresh_isl and thresh_pix must be positive")
     if thresh_pix < thresh_isl:
         raise RadiofindError("thresh_pix must be >= thresh_isl (PyBDSF's peak vs island threshold)")
-    return catalogue_with("pybdsf", lambda img: _process(img, thresh_isl, thresh_pix),
+    meta = {"THRISL": thresh_isl, "THRPIX": thresh_pix}
+    settings = f"thresh_isl {thresh_isl}, thresh_pix {thresh_pix}"
+    det = None
+    if detection_image:
+        if Path(detection_image).resolve() == Path(image).resolve():
+            raise RadiofindError("--detection-image must be another image of the field, not the "
+                                 "image itself")
+        det = read_image(detection_image)
+        meta["DETIMAGE"] = Path(detection_image).name
+        settings += f", islands from {Path(detection_image).name}"
+    return catalogue_with("pybdsf", lambda img: _process(img, thresh_isl, thresh_pix, det),
                           image=image, outdir=outdir, formats=formats, overwrite=overwrite,
-                          meta={"THRISL": thresh_isl, "THRPIX": thresh_pix},
-                          settings=f"thresh_isl {thresh_isl}, thresh_pix {thresh_pix}")
+                          meta=meta, settings=settings)
 
 
-def _process(img, thresh_isl: float, thresh_pix: float):
+def same_grid(a, b) -> bool:
+    """Whether images ``a`` and ``b`` have the same shape and pixel grid on the sky (corners and
+    centre agree to 0.01 pixel), as PyBDSF's detection image must."""
+    if a.data.shape != b.data.shape:
+        return False
+    ny, nx = a.data.shape
+    x = np.array([0.0, nx - 1.0, 0.0, nx - 1.0, nx / 2])
+    y = np.array([0.0, 0.0, ny - 1.0, ny - 1.0, ny / 2])
+    bx, by = b.world_to_pixel(*a.pixel_to_world(x, y))
+    return bool(np.all(np.hypot(bx - x, by - y) < 0.01))
+
+
+def _process(img, thresh_isl: float, thresh_pix: float, det=None):
     # PyBDSF is imported here: it is slow to import and only this command needs it.
     import bdsf
 
+    if det is not None and not same_grid(img, det):
+        raise RadiofindError(f"the detection image {det.path} is not on the pixel grid of "
+                             f"{img.path} (PyBDSF needs the same shape and registration): image "
+                             "both with the same size, pixel scale and phase centre")
     with tempfile.TemporaryDirectory(prefix="radiofind-pybdsf-") as tmp:
         fitsname = str(Path(tmp) / "image.fits")
         data = np.where(np.isfinite(img.data), img.data, np.nan)
         write_fits_to(fitsname, data, img)
+        extra = {}
+        if det is not None:
+            extra["detection_image"] = str(Path(tmp) / "detection.fits")
+            write_fits_to(extra["detection_image"],
+                          np.where(np.isfinite(det.data), det.data, np.nan), det)
         freq = img.frequency
         if freq is None:
             log.warning("%s has no frequency axis or RESTFRQ; telling PyBDSF 1.4 GHz", img.path)
@@ -54,7 +92,7 @@ def _process(img, thresh_isl: float, thresh_pix: float):
             with contextlib.redirect_stdout(chatter):
                 result = bdsf.process_image(fitsname, thresh_isl=thresh_isl,
                                             thresh_pix=thresh_pix, frequency=freq, quiet=True,
-                                            ncores=1)
+                                            ncores=1, **extra)
         except Exception as err:  # PyBDSF raises bare RuntimeError/ValueError for bad images
             raise RadiofindError(f"PyBDSF failed on {img.path}: {err}") from None
         finally:
