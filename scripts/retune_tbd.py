@@ -2,6 +2,7 @@
 """Re-run a trained model's TBD search on its validation fields (no retraining); update its card.
 
     python scripts/retune_tbd.py plugin/models/meerkat-natural data/meerkat [--centres LIST]
+    python scripts/retune_tbd.py plugin/models/meerkat-uniform data/meerkat --confirm-with natural
 
 For a model trained before the search changed: a wider grid (meerkat-natural v2 was re-searched
 this way after the Δmax grid grew to 51200) or fewer centre rules. By default only the centroid
@@ -21,8 +22,13 @@ ap.add_argument("data")
 ap.add_argument("--centres", default="centroid,peak")
 ap.add_argument("--response-check", action="store_true",
                 help="also search the response check (radiofind train --response-check)")
+ap.add_argument("--confirm-with", help="also search the TBD settings for detect --confirm-image "
+                "with each validation field's image of this weighting (radiofind train "
+                "--confirm-with)")
 args = ap.parse_args()
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 card = retune(model=args.model, data=args.data, centres=args.centres.split(","),
-              response_check=args.response_check)
+              response_check=args.response_check, confirm_with=args.confirm_with)
 print(card["tbd"], card["validation"]["PC3"], card["validation"]["S90"])
+if "tbd_confirmed" in card:
+    print("confirmed:", card["tbd_confirmed"])

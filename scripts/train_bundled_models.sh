@@ -25,6 +25,8 @@ declare -A epochs=([meerkat-natural]=20 [askap-natural]=20 [meerkat-uniform]=20 
 declare -A bin=([meerkat-natural]=4 [askap-natural]=3 [meerkat-uniform]=1 [askap-uniform]=1)
 declare -A horn=([meerkat-natural]=4 [askap-natural]=4 [meerkat-uniform]=6 [askap-uniform]=6)
 declare -A gauss=([meerkat-natural]=2.5 [askap-natural]=2.5 [meerkat-uniform]=4 [askap-uniform]=4)
+# Uniform models also get TBD settings for detect --confirm-image (the field's natural image).
+declare -A confirm=([meerkat-natural]="" [askap-natural]="" [meerkat-uniform]="--confirm-with natural" [askap-uniform]="--confirm-with natural")
 # Blob centres: the centroid or the peak (radiofind train's default). The unweighted mean drifts
 # off the source on large blobs (at natural weighting the tuned thresholds are low and a bright
 # source's blob covers thousands of pixels), and the search would reward the drift (see
@@ -40,7 +42,7 @@ for tel in $telescopes; do
     radiofind -v train --data "$data/$tel" --weighting "$w" --name "$m" --version "${version[$m]}" \
       --epochs "${epochs[$m]}" --steps-per-epoch 60 --batch-size 16 --crop 96 \
       --bin "${bin[$m]}" --horn-radius "${horn[$m]}" --gauss-fwhm "${gauss[$m]}" \
-      --alpha 0.75 --b-n 0.05 --seed 1 -o "$data/models/$m" --overwrite
+      --alpha 0.75 --b-n 0.05 ${confirm[$m]} --seed 1 -o "$data/models/$m" --overwrite
     mkdir -p "$here/plugin/models/$m"
     cp "$data/models/$m/card.json" "$data/models/$m/weights.npz" "$data/models/$m/history.json" \
       "$here/plugin/models/$m/"

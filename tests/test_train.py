@@ -177,3 +177,83 @@ def test_response_search_keeps_pc3_then_lowers_s90_then_raises_pc(monkeypatch):
     scores.clear()
     chosen, _ = tr.search_response([], [], best, truth={}, demand={"alpha": 0.75, "b_n": 0.05})
     assert (chosen["response_snr"], chosen["min_response"]) == (None, 0.0)
+
+
+def _second_image(folder, keep: int, weighting: str = "uniform", size: int = 96):
+    """A second image of a make_fields field holding only its first ``keep`` sources."""
+    truth = Table.read(folder / "truth.fits")
+    other, *_ = make_image(size, n_sources=0, seed=99)
+    sigma = 4.0 / np.sqrt(8 * np.log(2))
+    yy, xx = np.mgrid[:size, :size]
+    for xs, ys in zip(truth["x"][:keep], truth["y"][:keep], strict=True):
+        other = other + 30e-5 * np.exp(-((xx - xs) ** 2 + (yy - ys) ** 2) / (2 * sigma**2))
+    write_image(folder / f"{weighting}-image.fits", other.astype(np.float32),
+                make_header(size, beam_arcsec=6.0))
+
+
+def test_validation_scores_drop_what_the_confirming_image_lacks(tmp_path, monkeypatch):
+    from radiofind.detect import blobs
+    from radiofind.io.images import read_image
+    from radiofind.noise import robust_rms
+    from radiofind.training.dataset import load_field
+    from radiofind.training.train import truth_snrs, validation_scores
+
+    make_fields(tmp_path / "data", n=1)
+    folder = tmp_path / "data" / "field-0"
+    _second_image(folder, keep=3)
+    field = load_field(folder, "natural")
+    # A finder that returns exactly the six true sources.
+    monkeypatch.setattr(blobs, "select_blobs", lambda table, **_: (
+        field.truth_x, field.truth_y, None, np.ones(6)))
+    truth = truth_snrs([field])
+    plain = validation_scores([field], [None], a_min=1, centre="peak", truth=truth)
+    other = read_image(folder / "uniform-image.fits")
+    confirmed = validation_scores([field], [None], a_min=1, centre="peak", truth=truth,
+                                  confirm={"images": {field.name: (other, robust_rms(other.data))},
+                                           "snr": 4.0})
+    assert (plain["n_detections"], plain["n_tp"]) == (6, 6)
+    assert (confirmed["n_detections"], confirmed["n_tp"]) == (3, 3)
+
+
+def test_train_confirm_with_searches_tbd_for_confirmation_and_detect_uses_it(tmp_path):
+    from radiofind.detect.run import CONFIRM_SNR, detect
+    from radiofind.training.train import train
+
+    make_fields(tmp_path / "data")
+    for k in range(3):
+        _second_image(tmp_path / "data" / f"field-{k}", keep=3)
+    card = train(data=str(tmp_path / "data"), outdir=str(tmp_path / "model"), epochs=1,
+                 steps_per_epoch=2, batch_size=4, crop=32, horn_radius=3, gauss_fwhm=2, seed=3,
+                 confirm_with="uniform")
+    conf = card["tbd_confirmed"]
+    assert conf["confirm_with"] == "uniform" and conf["confirm_snr"] == CONFIRM_SNR
+    assert (conf["delta_max"] is None) != (conf["threshold"] is None)
+    assert set(conf["validation"]) >= {"PC3", "S90", "C_ge5", "P_ge5"}
+    history = json.loads((tmp_path / "model" / "history.json").read_text())
+    assert len(history["tbd_search_confirmed"]) == len(history["tbd_search"])
+    # detect takes these settings only with a confirmation image; options still win.
+    saved = json.loads((tmp_path / "model" / "card.json").read_text())
+    saved["tbd_confirmed"] |= {"delta_max": None, "threshold": 0.3, "a_min": 7}
+    (tmp_path / "model" / "card.json").write_text(json.dumps(saved))
+    image = str(tmp_path / "data" / "field-0" / "natural-image.fits")
+    other = str(tmp_path / "data" / "field-0" / "uniform-image.fits")
+    args = {"image": image, "model": str(tmp_path / "model"), "formats": ["fits"]}
+    plain = detect(outdir=str(tmp_path / "plain"), **args)
+    assert plain["tbd_for"] == "search" and plain["tbd"]["a_min"] == saved["tbd"]["a_min"]
+    conf = detect(outdir=str(tmp_path / "conf"), confirm_image=other, **args)
+    assert conf["tbd_for"] == "confirmation" and conf["tbd"]["a_min"] == 7
+    assert conf["threshold"] == 0.3 and conf["threshold_rule"] == "fixed"
+    assert Table.read(conf["catalog"]).meta["TBDFOR"] == "confirmation"
+    mine = detect(outdir=str(tmp_path / "mine"), confirm_image=other, a_min=2, **args)
+    assert mine["tbd"]["a_min"] == 2
+
+
+@pytest.mark.parametrize("case", ["same", "missing"])
+def test_train_refuses_a_bad_confirm_with(tmp_path, case):
+    from radiofind.training.train import train
+
+    make_fields(tmp_path / "data")
+    with pytest.raises(RadiofindError, match="confirm_with"):
+        train(data=str(tmp_path / "data"), outdir=str(tmp_path / "model"), epochs=1,
+              confirm_with="natural" if case == "same" else "uniform")
+    assert not (tmp_path / "model").exists()

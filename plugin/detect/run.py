@@ -44,13 +44,21 @@ def confirmation_snr(other, img, x, y) -> tuple[np.ndarray, float]:
     search: a true source is in both, while most noise peaks of one weighting are not in the
     other. The value is read at the nearest pixel; NaN outside ``other``.
     """
-    from radiofind.noise import pixel_values, robust_rms
+    from radiofind.noise import robust_rms
 
-    ra, dec = img.pixel_to_world(np.asarray(x, float), np.asarray(y, float))
-    ox, oy = other.world_to_pixel(ra, dec)
     noise = robust_rms(other.data)
+    return sky_snr(other, *img.pixel_to_world(np.asarray(x, float), np.asarray(y, float)),
+                   noise), noise
+
+
+def sky_snr(other, ra, dec, noise: float) -> np.ndarray:
+    """The value of image ``other`` at sky positions (ra, dec) (degrees; nearest pixel, NaN
+    outside it) over ``noise``."""
+    from radiofind.noise import pixel_values
+
+    ox, oy = other.world_to_pixel(ra, dec)
     with np.errstate(invalid="ignore"):
-        return pixel_values(other.data, ox, oy) / noise, noise
+        return pixel_values(other.data, ox, oy) / noise
 
 
 def _kept(keep: np.ndarray, *per_detection):
@@ -121,6 +129,16 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                                 str(img.header.get("WSCWEIGH", "")))
     log.info("using model %s (%s)", mdl.name, why)
     tbd = {"deblend_beams": DEBLEND_BEAMS, **mdl.tbd}
+    # With a confirmation image, the TBD settings searched with one confirming, if the card has
+    # them (radiofind train --confirm-with): the other image removes most noise peaks, so they
+    # reach lower. Options given on the command line still win.
+    tbd_for = "confirmation" if other is not None and mdl.card.get("tbd_confirmed") else "search"
+    if tbd_for == "confirmation":
+        tbd.update({k: mdl.card["tbd_confirmed"].get(k) for k in
+                    ("delta_max", "threshold", "a_min", "centre", "response_snr",
+                     "min_response")})
+        log.info("TBD settings for confirmation by a %s image (model card's tbd_confirmed)",
+                 mdl.card["tbd_confirmed"].get("confirm_with", "second"))
     tbd.update({k: v for k, v in (("delta_max", delta_max), ("a_min", a_min), ("centre", centre),
                                   ("deblend_beams", deblend), ("response_snr", response_snr),
                                   ("min_response", min_response)) if v is not None})
@@ -230,13 +248,15 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
         if threshold is None:
             table.meta["DELTAMAX"] = tbd["delta_max"]
         if other is not None:
-            table.meta.update({"CONFIRM": Path(confirm_image).name, "CONFSNR": float(confirm_snr)})
+            table.meta.update({"CONFIRM": Path(confirm_image).name, "CONFSNR": float(confirm_snr),
+                               "TBDFOR": tbd_for})
         write_catalog(table, stage, names["base"], formats)
         fits.setval(map_path, "RFTHRESH", value=blobs.threshold)
     summary = {"image": image, "model": mdl.name, "model_reason": why, "n_sources": len(table),
                "threshold": blobs.threshold,
                "threshold_rule": "fixed" if threshold is not None else "dynamic",
-               "noise": sigma, "noise_mode": noise, "tbd": tbd, "n_refined": n_refined,
+               "noise": sigma, "noise_mode": noise, "tbd": tbd, "tbd_for": tbd_for,
+               "n_refined": n_refined,
                "response_check": check, "n_weak_response": int(weak.sum()),
                "n_unconfirmed": n_unconfirmed,
                "catalog": str(Path(outdir) / names.get("fits", names[formats[0]])),
