@@ -213,8 +213,8 @@ def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
     ``confirm``: detect's --confirm-image, as ``{"images": {field name: (other image, its
     noise)}, "snr": confirm_snr}``: detections below that SNR in the other image are dropped.
     """
-    from radiofind.detect.run import sky_snr
     from radiofind.detect.blobs import select_blobs, weak_response
+    from radiofind.detect.run import sky_snr
     from radiofind.evaluate.run import above_five, match_field, score_fields
     from radiofind.noise import pixel_values
 
