@@ -352,7 +352,8 @@ def main() -> None:
     if results.get("confirmed"):
         lines += ["", f"{CONFIRMED}: radiofind on the uniform image, keeping the detections "
                   "whose SNR in the same field's natural image is at least detect's default "
-                  f"--confirm-snr. {BDSF_ISLANDS}: PyBDSF on the uniform image with its islands "
+                  "--confirm-snr, with the TBD settings the model card holds for confirmation "
+                  f"(tbd_confirmed). {BDSF_ISLANDS}: PyBDSF on the uniform image with its islands "
                   "found in the natural image (pybdsf --detection-image), its thresholds tuned "
                   "again on the validation fields that way."]
     table = "\n".join(lines) + "\n"
