@@ -152,3 +152,24 @@ def test_detect_refuses_a_bad_confirmation(tmp_path, case):
     with pytest.raises(RadiofindError):
         detect(image=image, outdir=str(tmp_path / "out"), **args)
     assert not (tmp_path / "out").exists()
+
+
+def test_detections_outside_the_confirmation_image_are_kept_with_a_warning(tmp_path, caplog):
+    # The confirmation image covers only the central 128² of the searched 256².
+    from radiofind.detect.run import detect
+
+    data, x, y, _ = make_image(256, n_sources=10, snr=(8.0, 30.0), seed=7)
+    small, *_ = make_image(128, n_sources=0, seed=8)
+    image = write_image(tmp_path / "uniform.fits", data, make_header(256))
+    confirm = write_image(tmp_path / "natural.fits", small, make_header(128))
+    with caplog.at_level("WARNING", logger="radiofind"):
+        summary = detect(image=image, outdir=str(tmp_path / "out"), formats=["fits"],
+                         confirm_image=confirm, confirm_snr=0.0)
+    table = Table.read(summary["catalog"])
+    x, y = np.asarray(table["x"]), np.asarray(table["y"])
+    # The small image's pixel 0 is the large one's 64; positions take the nearest pixel.
+    outside = (np.rint(x) < 64) | (np.rint(x) > 191) | (np.rint(y) < 64) | (np.rint(y) > 191)
+    unconfirmed = np.isnan(np.ma.filled(table["confirm_snr"], np.nan))  # blank in the FITS table
+    assert outside.sum() > 0
+    assert summary["n_outside_confirmation"] == unconfirmed.sum() == outside.sum()
+    assert "kept unconfirmed" in caplog.text

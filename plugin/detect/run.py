@@ -219,12 +219,14 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
             blob_snr = pixel_values(img.data, x, y) / src_noise
         weak = weak_response(blobs.score, blob_snr, **check)
         x, y, blob_snr, src_noise, extra = _kept(~weak, x, y, blob_snr, src_noise, extra)
-        log.info("%d detections with SNR >= %g dropped: network response below %g of a point "
-                 "source's", int(weak.sum()), check["response_snr"], check["min_response"])
+        if check["min_response"] > 0:
+            log.info("%d detections with SNR >= %g dropped: network response below %g of a "
+                     "point source's", int(weak.sum()), check["response_snr"],
+                     check["min_response"])
         x, y, n_refined = refine_bright(img.data, x, y, src_noise, beam_pixels=img.beam_pixels,
                                         refine_snr=refine_snr, snr=blob_snr)
         log.info("%d detections with SNR >= %s placed on the image's peak", n_refined, refine_snr)
-        n_unconfirmed = 0
+        n_unconfirmed = n_outside = 0
         if other is not None:
             other_snr, other_noise = confirmation_snr(other, img, x, y)
             # NaN (outside the other image) is kept; confirm_snr 0 keeps all, recording the SNR.
@@ -234,6 +236,11 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
             x, y, src_noise, extra = _kept(keep, x, y, src_noise, extra)
             log.info("%d detections below SNR %g in %s dropped (its noise %.3g)", n_unconfirmed,
                      confirm_snr, confirm_image, other_noise)
+            n_outside = int(np.isnan(other_snr).sum())
+            if n_outside:
+                log.warning("%d detections lie outside %s (or on its blanks) and are kept "
+                            "unconfirmed: the confirmation image should cover the searched one",
+                            n_outside, confirm_image)
         table = make_catalog(img, x, y, src_noise, finder="radiofind", extra=extra)
         if noise == "local":
             table["rms"] = src_noise
@@ -258,7 +265,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                "noise": sigma, "noise_mode": noise, "tbd": tbd, "tbd_for": tbd_for,
                "n_refined": n_refined,
                "response_check": check, "n_weak_response": int(weak.sum()),
-               "n_unconfirmed": n_unconfirmed,
+               "n_unconfirmed": n_unconfirmed, "n_outside_confirmation": n_outside,
                "catalog": str(Path(outdir) / names.get("fits", names[formats[0]])),
                "map": str(Path(outdir) / map_name), "chunk": chunk, "bin": factor,
                "scheduler": where,
