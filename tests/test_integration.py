@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -98,10 +99,12 @@ def test_stimela_run_of_image_and_detect_without_truth(tmp_path):
 
     from radiofind.simulation.run import simulate
 
+    # The natural image (simulate's own WSClean run) confirms the recipe's uniform detections.
     simulate(outdir=str(tmp_path / "sim"), size=256, n_sources=15, snr_scale=6.0, seed=5,
-             skip_imaging=True)
+             weightings=["natural"])
     result = stimela("run", "radiofind.recipes::image-and-detect.yml", "ms=sim/sim.ms", "dir=out",
-                     "weighting=uniform", "robust=-1.5", "size=256", cwd=tmp_path)
+                     "weighting=uniform", "robust=-1.5", "size=256",
+                     "confirm_image=sim/natural-image.fits", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     out = tmp_path / "out"
     assert (out / "uniform-image.fits").exists() and (out / "uniform-pybdsf.srl.fits").exists()
@@ -111,6 +114,9 @@ def test_stimela_run_of_image_and_detect_without_truth(tmp_path):
         assert {"ra", "dec", "x", "y", "peak", "snr"} <= set(cat.colnames)
         assert (out / f"uniform-{finder}" / f"uniform-image.{finder}.reg").exists()
     assert not (out / "uniform-metrics").exists()  # evaluate is skipped without a truth
+    cat = Table.read(out / "uniform-radiofind" / "uniform-image.radiofind.fits")
+    assert cat.meta["CONFIRM"] == "natural-image.fits" and cat.meta["TBDFOR"] == "confirmation"
+    assert (np.asarray(cat["confirm_snr"]) >= 4.0).all()
 
 
 def test_stimela_run_of_the_train_recipe(tmp_path):

@@ -113,8 +113,8 @@ def search_confirmed(fields, tmaps, folders, *, confirm_with: str, n_steps: int,
     ``confirm_with`` image (``<folder>/<confirm_with>-image.fits``) are dropped before scoring.
 
     With the other image removing most noise peaks, a lower threshold pays: meerkat-uniform's
-    validation PC3 rose from 0.09 (its plain settings, confirmed) to 0.35 (README, "Bundled
-    models").
+    validation PC3 rose from 0.09 (its plain settings, confirmed) to 0.35 (README, "radiofind
+    detect", "TBD settings for confirmation").
     """
     from pathlib import Path
 
