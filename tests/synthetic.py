@@ -48,3 +48,15 @@ def make_image(size: int = 256, *, n_sources: int = 10, snr=(5.0, 20.0), beam_pi
 def write_image(path, data, header) -> str:
     fits.PrimaryHDU(data, header=header).writeto(path, overwrite=True)
     return str(path)
+
+
+def with_sources(size: int, x, y, peak: float, *, beam_pix: float = 4.0, seed: int = 0):
+    """Another image of a field: :func:`make_image`'s noise (seeded by ``seed``) plus Gaussian
+    beams of height ``peak`` at pixels (x, y) - e.g. a second weighting holding only some of the
+    first image's sources."""
+    other, *_ = make_image(size, n_sources=0, beam_pix=beam_pix, seed=seed)
+    sigma = beam_pix / np.sqrt(8 * np.log(2))
+    yy, xx = np.mgrid[:size, :size]
+    for xs, ys in zip(x, y, strict=True):
+        other = other + peak * np.exp(-((xx - xs) ** 2 + (yy - ys) ** 2) / (2 * sigma**2))
+    return other.astype(np.float32)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astropy.table import Table
-from synthetic import make_header, make_image, write_image
+from synthetic import make_header, make_image, with_sources, write_image
 
 from radiofind.errors import RadiofindError
 from radiofind.pybdsf import run_pybdsf
@@ -15,13 +15,9 @@ from radiofind.pybdsf import run_pybdsf
 def _two_images(tmp_path):
     # The searched image holds ten sources; the detection image holds only the first five.
     data, x, y, amp = make_image(256, n_sources=10, snr=(15.0, 30.0), seed=7)
-    other, *_ = make_image(256, n_sources=0, seed=8)
-    sigma = 4.0 / np.sqrt(8 * np.log(2))
-    yy, xx = np.mgrid[:256, :256]
-    for xs, ys in zip(x[:5], y[:5], strict=True):
-        other = other + 60e-5 * np.exp(-((xx - xs) ** 2 + (yy - ys) ** 2) / (2 * sigma**2))
+    other = with_sources(256, x[:5], y[:5], 60e-5, seed=8)
     image = write_image(tmp_path / "uniform.fits", data, make_header(256))
-    det = write_image(tmp_path / "natural.fits", other.astype(np.float32), make_header(256))
+    det = write_image(tmp_path / "natural.fits", other, make_header(256))
     return image, det, x, y, amp * 1e-5
 
 

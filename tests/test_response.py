@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 from astropy.table import Table
-from synthetic import make_header, make_image, write_image
+from synthetic import make_header, make_image, with_sources, write_image
 
 from radiofind.detect.blobs import weak_response
 from radiofind.errors import RadiofindError
@@ -114,11 +114,7 @@ def test_confirm_image_drops_detections_the_other_image_lacks(tmp_path):
     from radiofind.detect.run import detect
 
     data, x, y, _ = make_image(256, n_sources=10, snr=(8.0, 30.0), seed=7)
-    other, *_ = make_image(256, n_sources=0, seed=8)
-    sigma = 4.0 / np.sqrt(8 * np.log(2))
-    yy, xx = np.mgrid[:256, :256]
-    for xs, ys in zip(x[:5], y[:5], strict=True):
-        other = other + 20e-5 * np.exp(-((xx - xs) ** 2 + (yy - ys) ** 2) / (2 * sigma**2))
+    other = with_sources(256, x[:5], y[:5], 20e-5, seed=8)
     image = write_image(tmp_path / "uniform.fits", data, make_header(256))
     confirm = write_image(tmp_path / "natural.fits", other, make_header(256))
     plain = detect(image=image, outdir=str(tmp_path / "plain"), formats=["fits"])

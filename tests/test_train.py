@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 from astropy.table import Table
-from synthetic import make_header, make_image, write_image
+from synthetic import make_header, make_image, with_sources, write_image
 
 from radiofind.errors import RadiofindError
 from radiofind.training.demand import coefficient_image, demand_image, horn_kernel
@@ -182,12 +182,8 @@ def test_response_search_keeps_pc3_then_lowers_s90_then_raises_pc(monkeypatch):
 def _second_image(folder, keep: int, weighting: str = "uniform", size: int = 96):
     """A second image of a make_fields field holding only its first ``keep`` sources."""
     truth = Table.read(folder / "truth.fits")
-    other, *_ = make_image(size, n_sources=0, seed=99)
-    sigma = 4.0 / np.sqrt(8 * np.log(2))
-    yy, xx = np.mgrid[:size, :size]
-    for xs, ys in zip(truth["x"][:keep], truth["y"][:keep], strict=True):
-        other = other + 30e-5 * np.exp(-((xx - xs) ** 2 + (yy - ys) ** 2) / (2 * sigma**2))
-    write_image(folder / f"{weighting}-image.fits", other.astype(np.float32),
+    write_image(folder / f"{weighting}-image.fits",
+                with_sources(size, truth["x"][:keep], truth["y"][:keep], 30e-5, seed=99),
                 make_header(size, beam_arcsec=6.0))
 
 
