@@ -41,45 +41,41 @@ def demo(*, telescope: str = "meerkat", size: int = 2048, n_sources: int = 800,
                  seed=seed, weightings=list(WEIGHTINGS), outdir=str(sim))
         summary["seconds"]["simulate+image"] = round(time.perf_counter() - t0, 1)
         report = []
-        for weighting in WEIGHTINGS:
+
+        def compare(weighting: str, label: str, dirs=("radiofind", "pybdsf", "metrics"),
+                    helper: str | None = None):
+            """radiofind and PyBDSF on one weighting's image, scored against the truth, into
+            the folders ``dirs``; ``helper``: another image of the field for both (detect
+            --confirm-image, pybdsf --detection-image). Timings go under ``label``."""
             image = str(sim / f"{weighting}-image.fits")
             folder = stage.path(weighting)
             t0 = time.perf_counter()
-            found = detect(image=image, outdir=str(folder / "radiofind"))
+            found = detect(image=image, outdir=str(folder / dirs[0]), confirm_image=helper)
             t1 = time.perf_counter()
-            bdsf = run_pybdsf(image=image, outdir=str(folder / "pybdsf"))
+            bdsf = run_pybdsf(image=image, outdir=str(folder / dirs[1]), detection_image=helper)
             t2 = time.perf_counter()
             metrics = evaluate(truth=str(sim / "truth.fits"), image=image,
                                catalogs=[f"radiofind={found['catalog']}",
                                          f"pybdsf={bdsf['catalog']}"],
-                               outdir=str(folder / "metrics"))
-            summary["seconds"][f"{weighting}: radiofind detect"] = round(t1 - t0, 1)
-            summary["seconds"][f"{weighting}: pybdsf"] = round(t2 - t1, 1)
+                               outdir=str(folder / dirs[2]))
+            summary["seconds"][f"{label}: radiofind detect"] = round(t1 - t0, 1)
+            summary["seconds"][f"{label}: pybdsf"] = round(t2 - t1, 1)
+            return found, metrics
+
+        for weighting in WEIGHTINGS:
+            found, metrics = compare(weighting, weighting)
             summary["metrics"][weighting] = metrics
             summary[f"{weighting}_model"] = found["model"]
             report.append(f"\n{weighting} weighting (model {found['model']}):\n"
                           + format_table(metrics))
-            if weighting == "uniform":
-                # Both finders again, given the field's natural image: radiofind keeps the
-                # detections it confirms, PyBDSF finds its islands in it.
-                natural = str(sim / "natural-image.fits")
-                t0 = time.perf_counter()
-                conf = detect(image=image, outdir=str(folder / "radiofind-confirmed"),
-                              confirm_image=natural)
-                t1 = time.perf_counter()
-                bdsf = run_pybdsf(image=image, outdir=str(folder / "pybdsf-natural-islands"),
-                                  detection_image=natural)
-                t2 = time.perf_counter()
-                metrics = evaluate(truth=str(sim / "truth.fits"), image=image,
-                                   catalogs=[f"radiofind={conf['catalog']}",
-                                             f"pybdsf={bdsf['catalog']}"],
-                                   outdir=str(folder / "metrics-with-natural"))
-                summary["seconds"]["uniform + natural: radiofind detect"] = round(t1 - t0, 1)
-                summary["seconds"]["uniform + natural: pybdsf"] = round(t2 - t1, 1)
-                summary["metrics"]["uniform_with_natural"] = metrics
-                report.append("\n\nuniform weighting with the natural image (radiofind "
-                              "--confirm-image, pybdsf --detection-image):\n"
-                              + format_table(metrics))
+        # The uniform image again, both finders given the field's natural image: radiofind keeps
+        # the detections it confirms, PyBDSF finds its islands in it.
+        _, metrics = compare("uniform", "uniform + natural",
+                             ("radiofind-confirmed", "pybdsf-natural-islands",
+                              "metrics-with-natural"), helper=str(sim / "natural-image.fits"))
+        summary["metrics"]["uniform_with_natural"] = metrics
+        report.append("\n\nuniform weighting with the natural image (radiofind --confirm-image, "
+                      "pybdsf --detection-image):\n" + format_table(metrics))
         summary["seconds"]["total"] = round(time.perf_counter() - t_start, 1)
         text = "".join(report) + "\n\ntimings (s): " + ", ".join(
             f"{k} {v}" for k, v in summary["seconds"].items()) + "\n"
