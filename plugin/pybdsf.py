@@ -33,7 +33,7 @@ def run_pybdsf(*, image: str, outdir: str, thresh_isl: float = 3.0, thresh_pix: 
     natural-weighted one when measuring the uniform image), in which PyBDSF finds its islands;
     sources are still fitted in ``image`` (PyBDSF's own ``detection_image``).
     """
-    from radiofind.io.images import read_image
+    from radiofind.io.images import check_another, read_image
 
     if not thresh_isl > 0 or not thresh_pix > 0:
         raise RadiofindError("thresh_isl and thresh_pix must be positive")
@@ -43,9 +43,7 @@ def run_pybdsf(*, image: str, outdir: str, thresh_isl: float = 3.0, thresh_pix: 
     settings = f"thresh_isl {thresh_isl}, thresh_pix {thresh_pix}"
     det = None
     if detection_image:
-        if Path(detection_image).resolve() == Path(image).resolve():
-            raise RadiofindError("--detection-image must be another image of the field, not the "
-                                 "image itself")
+        check_another(detection_image, image, "--detection-image")
         det = read_image(detection_image)
         meta["DETIMAGE"] = Path(detection_image).name
         settings += f", islands from {Path(detection_image).name}"
@@ -75,14 +73,14 @@ def _process(img, thresh_isl: float, thresh_pix: float, det=None):
                              f"{img.path} (PyBDSF needs the same shape and registration): image "
                              "both with the same size, pixel scale and phase centre")
     with tempfile.TemporaryDirectory(prefix="radiofind-pybdsf-") as tmp:
-        fitsname = str(Path(tmp) / "image.fits")
-        data = np.where(np.isfinite(img.data), img.data, np.nan)
-        write_fits_to(fitsname, data, img)
-        extra = {}
-        if det is not None:
-            extra["detection_image"] = str(Path(tmp) / "detection.fits")
-            write_fits_to(extra["detection_image"],
-                          np.where(np.isfinite(det.data), det.data, np.nan), det)
+        def scratch(name: str, im) -> str:
+            """A squeezed copy of ``im`` for PyBDSF, blanks as NaN."""
+            path = str(Path(tmp) / name)
+            write_fits_to(path, np.where(np.isfinite(im.data), im.data, np.nan), im)
+            return path
+
+        fitsname = scratch("image.fits", img)
+        extra = {} if det is None else {"detection_image": scratch("detection.fits", det)}
         freq = img.frequency
         if freq is None:
             log.warning("%s has no frequency axis or RESTFRQ; telling PyBDSF 1.4 GHz", img.path)

@@ -23,6 +23,9 @@ import numpy as np
 
 from radiofind.errors import RadiofindError
 
+# The TBD settings a card's search chooses (``tbd``, ``tbd_confirmed``).
+TBD_KEYS = ("delta_max", "threshold", "a_min", "centre", "response_snr", "min_response")
+
 log = logging.getLogger("radiofind.detect")
 
 # A beam narrower than trained by more than this ratio is interpolated onto a finer grid
@@ -47,6 +50,13 @@ class Model:
     @property
     def tbd(self) -> dict[str, Any]:
         return self.card["tbd"]
+
+    @property
+    def tbd_confirmed(self) -> dict[str, Any] | None:
+        """The TBD settings searched with a confirmation image (radiofind train
+        --confirm-with), as their :data:`TBD_KEYS`; None if the card has none."""
+        conf = self.card.get("tbd_confirmed")
+        return {k: conf.get(k) for k in TBD_KEYS} if conf else None
 
     def beam_range(self) -> tuple[float, float]:
         """Beams (sqrt(BMAJ BMIN)) it is valid for, in pixels of its training images."""

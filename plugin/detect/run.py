@@ -19,7 +19,14 @@ from astropy.io import fits
 
 from radiofind.errors import RadiofindError
 from radiofind.io.catalog import check_formats, make_catalog, output_names, write_catalog
-from radiofind.io.images import FitsMapWriter, FitsPlane, binned, open_image, unbinned_pixels
+from radiofind.io.images import (
+    FitsMapWriter,
+    FitsPlane,
+    binned,
+    check_another,
+    open_image,
+    unbinned_pixels,
+)
 from radiofind.io.outputs import staged_outputs
 
 log = logging.getLogger("radiofind.detect")
@@ -115,9 +122,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     img = open_image(image, chunk=chunk)
     other = None
     if confirm_image:
-        if Path(confirm_image).resolve() == Path(image).resolve():
-            raise RadiofindError("--confirm-image must be another image of the field, not the "
-                                 "one searched")
+        check_another(confirm_image, image, "--confirm-image")
         other = open_image(confirm_image, chunk=chunk)
     names = output_names(image, formats, "radiofind")
     map_name = names["base"] + "-map.fits"
@@ -132,11 +137,9 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     # With a confirmation image, the TBD settings searched with one confirming, if the card has
     # them (radiofind train --confirm-with): the other image removes most noise peaks, so they
     # reach lower. Options given on the command line still win.
-    tbd_for = "confirmation" if other is not None and mdl.card.get("tbd_confirmed") else "search"
+    tbd_for = "confirmation" if other is not None and mdl.tbd_confirmed else "search"
     if tbd_for == "confirmation":
-        tbd.update({k: mdl.card["tbd_confirmed"].get(k) for k in
-                    ("delta_max", "threshold", "a_min", "centre", "response_snr",
-                     "min_response")})
+        tbd.update(mdl.tbd_confirmed)
         log.info("TBD settings for confirmation by a %s image (model card's tbd_confirmed)",
                  mdl.card["tbd_confirmed"].get("confirm_with", "second"))
     tbd.update({k: v for k, v in (("delta_max", delta_max), ("a_min", a_min), ("centre", centre),

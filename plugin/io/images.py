@@ -112,6 +112,13 @@ def read_image(path: str | os.PathLike, *, require_beam: bool = True) -> Image:
     return img
 
 
+def check_another(other: str | os.PathLike, image: str | os.PathLike, option: str) -> None:
+    """Refuse ``option`` (an image of the field to help search ``image``) naming ``image``."""
+    if os.path.realpath(other) == os.path.realpath(image):
+        raise RadiofindError(f"{option} must be another image of the field, not the one "
+                             "searched")
+
+
 def open_image(path: str | os.PathLike, *, require_beam: bool = True,
                chunk: int | None = DEFAULT_CHUNK) -> Image:
     """Open a FITS file or CASA image without reading its pixels.

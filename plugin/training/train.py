@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from radiofind import __version__
+from radiofind.detect.models import TBD_KEYS
 from radiofind.errors import RadiofindError
 from radiofind.io.outputs import staged_outputs
 
@@ -63,9 +64,6 @@ def search_grid(centres, response_check: bool = False) -> dict:
     if response_check:
         grid |= {"response_snr": list(RESPONSE_SNR_GRID), "min_response": list(MIN_RESPONSE_GRID)}
     return grid
-
-
-TBD_KEYS = ("delta_max", "threshold", "a_min", "centre", "response_snr", "min_response")
 
 
 def tbd_settings(best: dict, centres, response_check: bool = False) -> dict:
