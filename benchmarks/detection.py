@@ -85,8 +85,10 @@ def field_match(folder: Path, weighting: str, catalog: Path):
 # In every cache key: catalogues made by another model version, or by a detect whose results
 # differ, are not reused. Name here each change of detect that changes catalogues: the network
 # moved from TensorFlow to ONNX Runtime; narrow beams are interpolated onto a finer grid;
-# detections with SNR >= 5 are placed on the image's peak.
-DETECT_REVISION = "onnxruntime; narrow beams interpolated; bright detections on the image peak"
+# detections with SNR >= 5 are placed on the image's peak; bright blends are split where the map
+# dips between two peaks.
+DETECT_REVISION = ("onnxruntime; narrow beams interpolated; bright detections on the image peak; "
+                   "bright blends split at map dips")
 
 
 def model_digest(path: Path) -> str:

@@ -78,13 +78,14 @@ def _seam_map(size=256, seam=64, seed=0):
 
 
 @pytest.mark.parametrize("centre", ["mean", "centroid", "peak"])
-@pytest.mark.parametrize("deblend", [None, 6.0])
-def test_tiled_blob_detection_equals_one_pass_with_sources_on_seams(centre, deblend):
+@pytest.mark.parametrize("deblend, bright", [(None, None), (6.0, None), (6.0, 0.5)])
+def test_tiled_blob_detection_equals_one_pass_with_sources_on_seams(centre, deblend, bright):
     import dask.array as da
 
     tmap, centres = _seam_map()
     tmap[5:9, 120:200] = np.nan  # a blanked strip crossing a seam
-    kw = {"delta_max": 5000, "a_min": 4, "centre": centre, "deblend": deblend, "n_steps": 30}
+    kw = {"delta_max": 5000, "a_min": 4, "centre": centre, "deblend": deblend, "bright": bright,
+          "n_steps": 30}
     whole = find_blobs(tmap, **kw)
     # (84, 126) leaves 4-pixel edge tiles, thinner than the deblending halo.
     for chunks in ((64, 64), (64, 100), (37, 53), (84, 126)):

@@ -299,6 +299,27 @@ def test_blended_sources_are_split_into_two_detections():
     assert len(find_blobs(tmap, delta_max=100, a_min=5, threshold=0.3, deblend=15.0).x) == 1
 
 
+def test_a_bright_source_beside_a_brighter_one_is_split_off_but_a_flank_bump_is_not():
+    # A source 14 px from one three times brighter, whose flank rises above its peak within the
+    # 8-px deblending square: the map dips between them, so each is a source when it is bright.
+    tmap = blob_map((100, 100), np.array([40, 52]), np.array([50, 57]), np.array([3.0, 10.0]),
+                    sigma=3.0, noise=0.0)
+    assert tmap[57, 48] > tmap[50, 40]
+    kw = {"delta_max": 100, "a_min": 5, "threshold": 0.3, "centre": "peak", "deblend": 8.0}
+    pair = find_blobs(tmap, bright=2.0, **kw)
+    assert sorted(zip(pair.x.tolist(), pair.y.tolist(), strict=True)) == [(40, 50), (52, 57)]
+    # Fainter than ``bright`` (or without it), the square test alone: one source, as before.
+    for bright in (None, 4.0):
+        assert (find_blobs(tmap, bright=bright, **kw).x.tolist()) == [52]
+    # A bump on a bright source's flank, 10 px out, with no dip between: one source.
+    yy, xx = np.mgrid[:100, :100]
+    tmap = (10 * np.exp(-((xx - 50) ** 2 + (yy - 50) ** 2) / 32)
+            + 1.5 * np.exp(-((xx - 60) ** 2 + (yy - 50) ** 2) / 4.5))
+    assert tmap[50, 59] > max(tmap[50, 58], tmap[50, 60])  # the bump is a peak of its own
+    one = find_blobs(tmap, bright=1.0, **kw)
+    assert (one.x.tolist(), one.y.tolist()) == ([50], [50])
+
+
 def test_one_very_bright_source_does_not_move_the_threshold():
     from radiofind.detect import blobs
 

@@ -31,6 +31,19 @@ REFERENCE_AREA = 4096 * 4096
 # Blended sources are split when their map peaks are this many beams apart: the crossmatch radius,
 # so two split detections can never claim the same source.
 DEBLEND_BEAMS = 2.0 / 3.0
+# A peak is split off when no map pixel within the deblending distance (a square) is higher. A
+# bright peak hidden that way by the flank of a brighter source beside it is split off too when
+# the map dips between them, below this fraction of it: blended bright pairs a beam or two apart.
+DEBLEND_CONTRAST = 0.8
+DEBLEND_REACH = 3.0  # higher peaks looked at for the dip, in deblending distances (2 beams)
+# "Bright": at least half the network response the demand image asks for a point source of SNR 5.
+SPLIT_SNR, SPLIT_RESPONSE = 5.0, 0.5
+
+
+def split_level(alpha: float, b_n: float) -> float:
+    """The map value above which blended peaks are split at dips (see :data:`DEBLEND_CONTRAST`),
+    for a network trained on the demand image with ``alpha`` and ``b_n``."""
+    return SPLIT_RESPONSE * (1.0 + b_n) * SPLIT_SNR ** alpha
 CENTRES = ("mean", "centroid", "peak")
 
 
@@ -208,7 +221,8 @@ def _components(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def find_blobs(tmap, *, delta_max: float, a_min: int, centre: str = "mean",
                threshold: float | None = None, n_steps: int = 50,
-               valid: np.ndarray | None = None, deblend: float | None = None) -> Blobs:
+               valid: np.ndarray | None = None, deblend: float | None = None,
+               bright: float | None = None) -> Blobs:
     """Thresholded blob detection on a network output map.
 
     Parameters
@@ -231,6 +245,9 @@ def find_blobs(tmap, *, delta_max: float, a_min: int, centre: str = "mean",
         Boolean mask of pixels that may hold sources (numpy maps; False for blanked regions).
     deblend
         Split blobs holding map peaks at least this many pixels apart (None: no splitting).
+    bright
+        With ``deblend``: split off, too, peaks above this map value that a brighter source's
+        flank hides, where the map dips between them (:func:`split_level`; None: not).
     """
     if centre not in CENTRES:
         raise RadiofindError(f"unknown centre rule {centre!r} (choose from {', '.join(CENTRES)})")
@@ -242,7 +259,8 @@ def find_blobs(tmap, *, delta_max: float, a_min: int, centre: str = "mean",
         tau, ladder, counts = dynamic_threshold(tiles, delta_max=delta_max, n_steps=n_steps)
     else:
         tau, ladder, counts = float(threshold), np.array([threshold]), np.array([], dtype=int)
-    x, y, area, score = select_blobs(blob_table(tiles, tau, deblend=deblend), a_min=a_min,
+    x, y, area, score = select_blobs(blob_table(tiles, tau, deblend=deblend, bright=bright),
+                                     a_min=a_min,
                                      centre=centre, width=tiles.shape[1])
     return Blobs(x=x, y=y, area=area, score=score, threshold=tau, thresholds=ladder,
                  counts=counts)
@@ -285,8 +303,10 @@ def weak_response(score, snr, *, alpha: float, b_n: float, response_snr: float,
     return bright & (score < min_response * expected)
 
 
-def blob_table(tiles, tau: float, *, deblend: float | None = None) -> dict[str, np.ndarray]:
-    """Every blob above ``tau`` (split at distinct peaks if ``deblend``), as per-blob sums.
+def blob_table(tiles, tau: float, *, deblend: float | None = None,
+               bright: float | None = None) -> dict[str, np.ndarray]:
+    """Every blob above ``tau`` (split at distinct peaks if ``deblend``; see :func:`_peak_mask`
+    for ``bright``), as per-blob sums.
 
     Columns: ``area``, ``sy``/``sx`` (sums of pixel coordinates), ``sw``/``swy``/``swx`` (sums
     weighted by the map), ``max``, ``argmax`` (raster index of the first maximum) and ``first``
@@ -299,10 +319,10 @@ def blob_table(tiles, tau: float, *, deblend: float | None = None) -> dict[str, 
     xs = np.concatenate([[0], np.cumsum(tiles.chunks[1])])
     origins = [(ys[i], xs[j]) for i in range(grid.shape[0]) for j in range(grid.shape[1])]
     if deblend:
-        radius = int(np.ceil(deblend))
-        peaks = tiles.map_overlap(_peak_mask, depth=radius, boundary="none",
-                                  size=2 * radius + 1, dtype=bool,
-                                  meta=np.empty((0, 0), dtype=bool))
+        reach = DEBLEND_REACH * deblend if bright is not None else float(np.ceil(deblend))
+        peaks = tiles.map_overlap(_peak_mask, depth=int(np.ceil(reach)), boundary="none",
+                                  separation=float(deblend), reach=float(reach), tau=float(tau),
+                                  bright=bright, dtype=bool, meta=np.empty((0, 0), dtype=bool))
         # dask merges tiles thinner than the halo before overlapping them: back to the tiles.
         peak_grid = peaks.rechunk(tiles.chunks, method="tasks").to_delayed().ravel()
     else:
@@ -332,9 +352,48 @@ def blob_table(tiles, tau: float, *, deblend: float | None = None) -> dict[str, 
     return _combine(dask.compute(*tasks))
 
 
-def _peak_mask(block: np.ndarray, size: int) -> np.ndarray:
+def _peak_mask(block: np.ndarray, separation: float, reach: float, tau: float,
+               bright: float | None = None, contrast: float = DEBLEND_CONTRAST) -> np.ndarray:
+    """The map peaks that are sources of their own, for deblending.
+
+    A peak is a pixel no lower than every other within ``ceil(separation)`` pixels (a square).
+    With ``bright``, a pixel above ``bright`` that is no lower than its 8 neighbours but fails
+    that test, because a brighter source's flank rises into the square, is a peak too when no
+    higher local maximum (ties: the first in raster order) lies closer than ``separation`` and
+    the map dips between it and each higher one within ``reach`` pixels: along the straight
+    line joining them it falls below ``contrast`` times the lower one. A bump on a bright
+    source's flank has no such dip. Fainter blobs keep the square test, which the TBD search
+    was tuned with; ``tau`` leaves out the maxima below the blob threshold.
+    """
     filled = np.where(np.isfinite(block), block, -np.inf)
-    return filled == ndimage.maximum_filter(filled, size=size)
+    radius = int(np.ceil(separation))
+    out = filled == ndimage.maximum_filter(filled, size=2 * radius + 1)
+    if bright is None:
+        return out
+    local = (filled == ndimage.maximum_filter(filled, size=3)) & (filled > tau)
+    hidden = local & ~out & (filled >= bright)
+    if not hidden.any():
+        return out
+    from scipy.spatial import cKDTree
+
+    py, px = np.nonzero(local)
+    value = filled[py, px]
+    rank = np.empty(py.size, dtype=np.int64)
+    rank[np.lexsort((py * block.shape[1] + px, -value))] = np.arange(py.size)
+    maxima = cKDTree(np.column_stack([py, px]))
+    hy, hx = np.nonzero(hidden)
+    h_index = maxima.query(np.column_stack([hy, hx]))[1]
+    t = np.linspace(0.0, 1.0, int(np.ceil(reach)) + 2)
+    for lo, near in zip(h_index, maxima.query_ball_point(np.column_stack([hy, hx]), reach),
+                        strict=True):
+        hi = np.asarray([j for j in near if rank[j] < rank[lo]], dtype=np.int64)
+        if not hi.size or np.hypot(py[hi] - py[lo], px[hi] - px[lo]).min() < separation:
+            continue
+        sy = np.rint(py[lo] + (py[hi] - py[lo])[:, None] * t).astype(np.int64)
+        sx = np.rint(px[lo] + (px[hi] - px[lo])[:, None] * t).astype(np.int64)
+        if np.all(filled[sy, sx].min(axis=1) < contrast * value[lo]):
+            out[py[lo], px[lo]] = True
+    return out
 
 
 def _label_and_peaks(block: np.ndarray, peaks: np.ndarray | None, tau: float, origin) -> tuple:
