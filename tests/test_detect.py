@@ -300,9 +300,9 @@ def test_blended_sources_are_split_into_two_detections():
 
 
 def test_a_bright_source_beside_a_brighter_one_is_split_off_but_a_flank_bump_is_not():
-    # A source 14 px from one three times brighter, whose flank rises above its peak within the
+    # A source 14 px from one 2.6 times brighter, whose flank rises above its peak within the
     # 8-px deblending square: the map dips between them, so each is a source when it is bright.
-    tmap = blob_map((100, 100), np.array([40, 52]), np.array([50, 57]), np.array([3.0, 10.0]),
+    tmap = blob_map((100, 100), np.array([40, 52]), np.array([50, 57]), np.array([3.5, 9.0]),
                     sigma=3.0, noise=0.0)
     assert tmap[57, 48] > tmap[50, 40]
     kw = {"delta_max": 100, "a_min": 5, "threshold": 0.3, "centre": "peak", "deblend": 8.0}
@@ -311,6 +311,10 @@ def test_a_bright_source_beside_a_brighter_one_is_split_off_but_a_flank_bump_is_
     # Fainter than ``bright`` (or without it), the square test alone: one source, as before.
     for bright in (None, 4.0):
         assert (find_blobs(tmap, bright=bright, **kw).x.tolist()) == [52]
+    # Less than a third of its neighbour (a lump on a very bright source's main lobe): one.
+    tmap = blob_map((100, 100), np.array([40, 52]), np.array([50, 57]), np.array([3.5, 12.0]),
+                    sigma=3.0, noise=0.0)
+    assert find_blobs(tmap, bright=2.0, **kw).x.tolist() == [52]
     # A bump on a bright source's flank, 10 px out, with no dip between: one source.
     yy, xx = np.mgrid[:100, :100]
     tmap = (10 * np.exp(-((xx - 50) ** 2 + (yy - 50) ** 2) / 32)

@@ -33,8 +33,12 @@ REFERENCE_AREA = 4096 * 4096
 DEBLEND_BEAMS = 2.0 / 3.0
 # A peak is split off when no map pixel within the deblending distance (a square) is higher. A
 # bright peak hidden that way by the flank of a brighter source beside it is split off too when
-# the map dips between them, below this fraction of it: blended bright pairs a beam or two apart.
+# the map dips between them, below this fraction of it, and it is at least DEBLEND_RATIO of the
+# brighter one: blended bright pairs a beam or two apart. (A source thousands of times the noise
+# gives the network a lumpy answer on its main lobe; its lumps, a tenth to a quarter of its peak,
+# are not sources.)
 DEBLEND_CONTRAST = 0.8
+DEBLEND_RATIO = 1.0 / 3.0
 DEBLEND_REACH = 3.0  # higher peaks looked at for the dip, in deblending distances (2 beams)
 # "Bright": at least half the network response the demand image asks for a point source of SNR 5.
 SPLIT_SNR, SPLIT_RESPONSE = 5.0, 0.5
@@ -260,8 +264,7 @@ def find_blobs(tmap, *, delta_max: float, a_min: int, centre: str = "mean",
     else:
         tau, ladder, counts = float(threshold), np.array([threshold]), np.array([], dtype=int)
     x, y, area, score = select_blobs(blob_table(tiles, tau, deblend=deblend, bright=bright),
-                                     a_min=a_min,
-                                     centre=centre, width=tiles.shape[1])
+                                     a_min=a_min, centre=centre, width=tiles.shape[1])
     return Blobs(x=x, y=y, area=area, score=score, threshold=tau, thresholds=ladder,
                  counts=counts)
 
@@ -353,17 +356,19 @@ def blob_table(tiles, tau: float, *, deblend: float | None = None,
 
 
 def _peak_mask(block: np.ndarray, separation: float, reach: float, tau: float,
-               bright: float | None = None, contrast: float = DEBLEND_CONTRAST) -> np.ndarray:
+               bright: float | None = None, contrast: float = DEBLEND_CONTRAST,
+               ratio: float = DEBLEND_RATIO) -> np.ndarray:
     """The map peaks that are sources of their own, for deblending.
 
     A peak is a pixel no lower than every other within ``ceil(separation)`` pixels (a square).
     With ``bright``, a pixel above ``bright`` that is no lower than its 8 neighbours but fails
     that test, because a brighter source's flank rises into the square, is a peak too when no
-    higher local maximum (ties: the first in raster order) lies closer than ``separation`` and
-    the map dips between it and each higher one within ``reach`` pixels: along the straight
-    line joining them it falls below ``contrast`` times the lower one. A bump on a bright
-    source's flank has no such dip. Fainter blobs keep the square test, which the TBD search
-    was tuned with; ``tau`` leaves out the maxima below the blob threshold.
+    higher local maximum (ties: the first in raster order) lies closer than ``separation``, it
+    is at least ``ratio`` of the map's maximum within ``reach`` pixels (a square), and the map
+    dips between it and each higher local maximum within ``reach``: along the straight line
+    joining them it falls below ``contrast`` times the lower one. A bump on a bright source's
+    flank has no such dip. Fainter blobs keep the square test, which the TBD search was tuned
+    with; ``tau`` leaves out the maxima below the blob threshold.
     """
     filled = np.where(np.isfinite(block), block, -np.inf)
     radius = int(np.ceil(separation))
@@ -372,6 +377,12 @@ def _peak_mask(block: np.ndarray, separation: float, reach: float, tau: float,
         return out
     local = (filled == ndimage.maximum_filter(filled, size=3)) & (filled > tau)
     hidden = local & ~out & (filled >= bright)
+    if not hidden.any():
+        return out
+    # At least ``ratio`` of everything within reach (a square): a lump far out on the main lobe of
+    # a very bright source is not rescued by the dips between it and other lumps.
+    reach_px = int(np.ceil(reach))
+    hidden &= filled >= ratio * ndimage.maximum_filter(filled, size=2 * reach_px + 1)
     if not hidden.any():
         return out
     from scipy.spatial import cKDTree
