@@ -33,21 +33,15 @@ REFERENCE_AREA = 4096 * 4096
 DEBLEND_BEAMS = 2.0 / 3.0
 # A peak is split off when no map pixel within the deblending distance (a square) is higher. A
 # bright peak hidden that way by the flank of a brighter source beside it is split off too when
-# the map dips between them, below this fraction of it, and it is at least DEBLEND_RATIO of the
-# brighter one: blended bright pairs a beam or two apart. (A source thousands of times the noise
-# gives the network a lumpy answer on its main lobe; its lumps, a tenth to a quarter of its peak,
-# are not sources.)
+# the map dips between them, below DEBLEND_CONTRAST of it, and it is at least DEBLEND_RATIO of the
+# map's maximum within DEBLEND_REACH: blended bright pairs a beam or two apart. (A source
+# thousands of times the noise gives the network a lumpy answer on its main lobe; its lumps, a
+# tenth to a quarter of its peak, are not sources.)
 DEBLEND_CONTRAST = 0.8
 DEBLEND_RATIO = 1.0 / 3.0
 DEBLEND_REACH = 3.0  # higher peaks looked at for the dip, in deblending distances (2 beams)
 # "Bright": at least half the network response the demand image asks for a point source of SNR 5.
 SPLIT_SNR, SPLIT_RESPONSE = 5.0, 0.5
-
-
-def split_level(alpha: float, b_n: float) -> float:
-    """The map value above which blended peaks are split at dips (see :data:`DEBLEND_CONTRAST`),
-    for a network trained on the demand image with ``alpha`` and ``b_n``."""
-    return SPLIT_RESPONSE * (1.0 + b_n) * SPLIT_SNR ** alpha
 CENTRES = ("mean", "centroid", "peak")
 
 
@@ -67,6 +61,12 @@ class Blobs:
 EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity
 COUNT_BATCH = 10  # thresholds counted per pass over the tiles
 LADDER_SPAN = 100.0  # the threshold ladder spans at most this factor down to the map's noise
+
+
+def split_level(alpha: float, b_n: float) -> float:
+    """The map value above which blended peaks are split at dips (see :data:`DEBLEND_CONTRAST`),
+    for a network trained on the demand image with ``alpha`` and ``b_n``."""
+    return SPLIT_RESPONSE * (1.0 + b_n) * SPLIT_SNR ** alpha
 
 
 def as_tiles(tmap, valid: np.ndarray | None = None):
