@@ -393,7 +393,7 @@ def _peak_mask(block: np.ndarray, separation: float, reach: float, tau: float,
     rank[np.lexsort((py * block.shape[1] + px, -value))] = np.arange(py.size)
     maxima = cKDTree(np.column_stack([py, px]))
     hy, hx = np.nonzero(hidden)
-    h_index = maxima.query(np.column_stack([hy, hx]))[1]
+    h_index = np.searchsorted(py * block.shape[1] + px, hy * block.shape[1] + hx)  # raster order
     t = np.linspace(0.0, 1.0, int(np.ceil(reach)) + 2)
     for lo, near in zip(h_index, maxima.query_ball_point(np.column_stack([hy, hx]), reach),
                         strict=True):
