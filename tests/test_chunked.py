@@ -78,18 +78,23 @@ def _seam_map(size=256, seam=64, seed=0):
 
 
 @pytest.mark.parametrize("centre", ["mean", "centroid", "peak"])
-@pytest.mark.parametrize("deblend, bright", [(None, None), (6.0, None), (6.0, 0.5)])
-def test_tiled_blob_detection_equals_one_pass_with_sources_on_seams(centre, deblend, bright):
+@pytest.mark.parametrize("deblend, levels", [
+    (None, {}), (6.0, {}), (6.0, {"bright": 0.5}), (6.0, {"bright": 0.5, "glare": 0.95}),
+    (6.0, {"bright": 0.5, "snr": 20.0})])
+def test_tiled_blob_detection_equals_one_pass_with_sources_on_seams(centre, deblend, levels):
     import dask.array as da
 
     tmap, centres = _seam_map()
     tmap[5:9, 120:200] = np.nan  # a blanked strip crossing a seam
-    kw = {"delta_max": 5000, "a_min": 4, "centre": centre, "deblend": deblend, "bright": bright,
-          "n_steps": 30}
-    whole = find_blobs(tmap, **kw)
+    kw = {"delta_max": 5000, "a_min": 4, "centre": centre, "deblend": deblend, "n_steps": 30,
+          **levels}
+    snr = kw.pop("snr", None)
+    whole = find_blobs(tmap, snr=None if snr is None else snr * tmap, **kw)
     # (84, 126) leaves 4-pixel edge tiles, thinner than the deblending halo.
     for chunks in ((64, 64), (64, 100), (37, 53), (84, 126)):
-        tiled = find_blobs(da.from_array(tmap, chunks=chunks), **kw)
+        tiled = find_blobs(da.from_array(tmap, chunks=chunks),
+                           snr=None if snr is None else da.from_array(snr * tmap, chunks=50),
+                           **kw)
         assert tiled.threshold == whole.threshold
         np.testing.assert_array_equal(tiled.counts, whole.counts)
         np.testing.assert_allclose(np.c_[tiled.y, tiled.x, tiled.area, tiled.score],

@@ -299,22 +299,44 @@ def test_blended_sources_are_split_into_two_detections():
     assert len(find_blobs(tmap, delta_max=100, a_min=5, threshold=0.3, deblend=15.0).x) == 1
 
 
-def test_a_bright_source_beside_a_brighter_one_is_split_off_but_a_flank_bump_is_not():
-    # A source 14 px from one 2.6 times brighter, whose flank rises above its peak within the
-    # 8-px deblending square: the map dips between them, so each is a source when it is bright.
-    tmap = blob_map((100, 100), np.array([40, 52]), np.array([50, 57]), np.array([3.5, 9.0]),
+def test_a_fainter_source_beside_a_bright_one_is_split_off_unless_in_glare():
+    # A source 14 px from one 3.4 times brighter (too faint for the dip rule's third), whose
+    # flank rises above its peak in the corner of the 8-px deblending square but not within 8 px.
+    tmap = blob_map((100, 100), np.array([40, 52]), np.array([50, 57]), np.array([3.5, 12.0]),
                     sigma=3.0, noise=0.0)
     assert tmap[57, 48] > tmap[50, 40]
     kw = {"delta_max": 100, "a_min": 5, "threshold": 0.3, "centre": "peak", "deblend": 8.0}
-    pair = find_blobs(tmap, bright=2.0, **kw)
+    snr = 2.0 * tmap  # the network's input: the fainter source has SNR 7
+    pair = find_blobs(tmap, bright=2.0, snr=snr, **kw)
     assert sorted(zip(pair.x.tolist(), pair.y.tolist(), strict=True)) == [(40, 50), (52, 57)]
-    # Fainter than ``bright`` (or without it), the square test alone: one source, as before.
-    for bright in (None, 4.0):
-        assert (find_blobs(tmap, bright=bright, **kw).x.tolist()) == [52]
+    # Without ``bright``, beside a source fainter than it, in its glare, below SNR 5 in the input
+    # or without the input: the square test alone.
+    for levels in ({"snr": snr}, {"bright": 13.0, "snr": snr},
+                   {"bright": 2.0, "glare": 11.0, "snr": snr}, {"bright": 2.0, "snr": tmap},
+                   {"bright": 2.0}):
+        assert find_blobs(tmap, **levels, **kw).x.tolist() == [52]
+    # Two faint blobs (below ``bright``) the same distance apart: the square test, as tuned.
+    faint = find_blobs(tmap / 10.0, threshold=0.06, bright=2.0, snr=snr,
+                       **{k: v for k, v in kw.items() if k != "threshold"})
+    assert faint.x.tolist() == [52]
+
+
+def test_a_bright_source_hidden_by_a_brighter_ones_flank_is_split_off_at_a_dip_but_a_bump_is_not():
+    # 10 px from one 2.6 times brighter, whose flank rises above it within 8 px: the map dips
+    # between them, so each is a source when it is bright.
+    def pair_map(amp):
+        return blob_map((100, 100), np.array([40, 50]), np.array([50, 50]), np.array([3.5, amp]),
+                        sigma=2.5, noise=0.0)
+
+    tmap = pair_map(9.0)
+    assert tmap[50, 48] > tmap[50, 40] and tmap[50, 45] < 0.8 * tmap[50, 40]
+    kw = {"delta_max": 100, "a_min": 5, "threshold": 0.3, "centre": "peak", "deblend": 8.0}
+    assert sorted(find_blobs(tmap, bright=2.0, **kw).x.tolist()) == [40, 50]
+    # Fainter than ``bright``, without it, or in the brighter one's glare: one source.
+    for levels in ({}, {"bright": 4.0}, {"bright": 2.0, "glare": 8.0}):
+        assert find_blobs(tmap, **levels, **kw).x.tolist() == [50]
     # Less than a third of its neighbour (a lump on a very bright source's main lobe): one.
-    tmap = blob_map((100, 100), np.array([40, 52]), np.array([50, 57]), np.array([3.5, 12.0]),
-                    sigma=3.0, noise=0.0)
-    assert find_blobs(tmap, bright=2.0, **kw).x.tolist() == [52]
+    assert find_blobs(pair_map(12.0), bright=2.0, **kw).x.tolist() == [50]
     # A bump on a bright source's flank, 10 px out, with no dip between: one source.
     yy, xx = np.mgrid[:100, :100]
     tmap = (10 * np.exp(-((xx - 50) ** 2 + (yy - 50) ** 2) / 32)
@@ -322,6 +344,23 @@ def test_a_bright_source_beside_a_brighter_one_is_split_off_but_a_flank_bump_is_
     assert tmap[50, 59] > max(tmap[50, 58], tmap[50, 60])  # the bump is a peak of its own
     one = find_blobs(tmap, bright=1.0, **kw)
     assert (one.x.tolist(), one.y.tolist()) == ([50], [50])
+
+
+def test_a_bright_blob_pulled_off_its_peak_by_a_flank_is_placed_on_the_peak():
+    # A bright source whose blob holds a ridge falling away from it (a neighbour's flank): the
+    # ridge's weight pulls the centroid 5 px off the peak, more than half the deblending distance.
+    yy, xx = np.mgrid[:100, :100].astype(float)
+    tmap = 5.0 * np.exp(-((xx - 40) ** 2 + (yy - 50) ** 2) / (2 * 2.5**2))
+    ridge = (xx >= 43) & (xx <= 70) & (abs(yy - 50) <= 2)
+    tmap = np.maximum(tmap, np.where(ridge, 1.0 - 0.02 * (xx - 43), 0.0))
+    kw = {"delta_max": 100, "a_min": 5, "threshold": 0.3, "centre": "centroid", "deblend": 8.0}
+    pulled = find_blobs(tmap, **kw)
+    assert len(pulled.x) == 1 and pulled.x[0] > 44
+    pinned = find_blobs(tmap, bright=2.0, **kw)
+    assert (pinned.x.tolist(), pinned.y.tolist()) == ([40.0], [50.0])
+    # A faint blob (peak below ``bright``), or one in glare, keeps its centre rule.
+    for levels in ({"bright": 6.0}, {"bright": 2.0, "glare": 4.0}):
+        assert find_blobs(tmap, **levels, **kw).x[0] == pytest.approx(pulled.x[0])
 
 
 def test_one_very_bright_source_does_not_move_the_threshold():

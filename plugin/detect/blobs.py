@@ -32,16 +32,31 @@ REFERENCE_AREA = 4096 * 4096
 # so two split detections can never claim the same source.
 DEBLEND_BEAMS = 2.0 / 3.0
 # A peak is split off when no map pixel within the deblending distance (a square) is higher. A
-# bright peak hidden that way by the flank of a brighter source beside it is split off too when
-# the map dips between them, below DEBLEND_CONTRAST of it, and it is at least DEBLEND_RATIO of the
-# map's maximum within DEBLEND_REACH: blended bright pairs a beam or two apart. (A source
-# thousands of times the noise gives the network a lumpy answer on its main lobe; its lumps, a
-# tenth to a quarter of its peak, are not sources.)
+# peak that only a bright source's flank hides in the square's corners is split off when nothing
+# within the deblending distance itself (a disc) is higher: a fainter source a beam and a half
+# from a brighter one. A bright peak hidden even from the disc is split off too when the map dips
+# between it and the brighter source, below DEBLEND_CONTRAST of it, and it is at least
+# DEBLEND_RATIO of the map's maximum within DEBLEND_REACH: blended bright pairs a beam or two
+# apart. Neither rescue runs beside a source in "glare": bright enough that its imaging artefacts,
+# GLARE_FRACTION of its peak a beam or so out, reach SNR 5 (a source 2000 times the noise gives
+# the network a lumpy answer on its main lobe; its lumps, at 1.5-4 % of its image peak, are not
+# sources).
 DEBLEND_CONTRAST = 0.8
 DEBLEND_RATIO = 1.0 / 3.0
 DEBLEND_REACH = 3.0  # higher peaks looked at for the dip, in deblending distances (2 beams)
 # "Bright": at least half the network response the demand image asks for a point source of SNR 5.
 SPLIT_SNR, SPLIT_RESPONSE = 5.0, 0.5
+GLARE_FRACTION = 0.025  # "glare": the response to a source of SNR 5 / GLARE_FRACTION (200)
+# A bright blob's centre is its map peak where the centre rule puts it farther from it than
+# PIN_FRACTION of the deblending distance (1/3 beam): split off a neighbour, the blob can keep
+# pixels of the neighbour's flank beyond the neighbour's own peak, whose weight pulls its centroid
+# (by 0.7-0.8 beam, off the source).
+PIN_FRACTION = 0.5
+# A peak is split off on the disc test beside a bright source only where the network's input has
+# SNR >= BESIDE_SNR at it: the network answers a faint neighbour of a bright source weakly, and
+# most faint peaks there are noise (on held-out ASKAP natural fields, splitting them all off
+# lowered PC4 from 0.61 to 0.57, the split cutting real faint sources' blobs below A_min).
+BESIDE_SNR = 5.0
 CENTRES = ("mean", "centroid", "peak")
 
 
@@ -63,10 +78,13 @@ COUNT_BATCH = 10  # thresholds counted per pass over the tiles
 LADDER_SPAN = 100.0  # the threshold ladder spans at most this factor down to the map's noise
 
 
-def split_level(alpha: float, b_n: float) -> float:
-    """The map value above which blended peaks are split at dips (see :data:`DEBLEND_CONTRAST`),
-    for a network trained on the demand image with ``alpha`` and ``b_n``."""
-    return SPLIT_RESPONSE * (1.0 + b_n) * SPLIT_SNR ** alpha
+def split_levels(alpha: float, b_n: float) -> dict[str, float]:
+    """The map levels of deblending beside brighter sources, for a network trained on the demand
+    image with ``alpha`` and ``b_n`` (the keywords ``bright`` and ``glare`` of
+    :func:`find_blobs`): ``bright``, above which blended peaks are split at dips, and ``glare``,
+    the response to a source whose artefacts reach SNR 5 (see :data:`GLARE_FRACTION`)."""
+    return {"bright": SPLIT_RESPONSE * (1.0 + b_n) * SPLIT_SNR ** alpha,
+            "glare": (1.0 + b_n) * (SPLIT_SNR / GLARE_FRACTION) ** alpha}
 
 
 def as_tiles(tmap, valid: np.ndarray | None = None):
@@ -226,7 +244,7 @@ def _components(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def find_blobs(tmap, *, delta_max: float, a_min: int, centre: str = "mean",
                threshold: float | None = None, n_steps: int = 50,
                valid: np.ndarray | None = None, deblend: float | None = None,
-               bright: float | None = None) -> Blobs:
+               bright: float | None = None, glare: float = np.inf, snr=None) -> Blobs:
     """Thresholded blob detection on a network output map.
 
     Parameters
@@ -249,9 +267,14 @@ def find_blobs(tmap, *, delta_max: float, a_min: int, centre: str = "mean",
         Boolean mask of pixels that may hold sources (numpy maps; False for blanked regions).
     deblend
         Split blobs holding map peaks at least this many pixels apart (None: no splitting).
-    bright
-        With ``deblend``: split off, too, peaks above this map value that a brighter source's
-        flank hides, where the map dips between them (:func:`split_level`; None: not).
+    bright, glare
+        With ``deblend``: split off, too, peaks that a source above ``bright``, but below
+        ``glare`` within reach, hides from the square test (:func:`split_levels`,
+        :func:`_peak_mask`; ``bright`` None: not).
+    snr
+        The network's input (the noise-normalised image on the map's grid), numpy or dask like
+        ``tmap``: where given, a fainter peak beside a bright source is split off on the disc
+        test where it is at least :data:`BESIDE_SNR` (None: never).
     """
     if centre not in CENTRES:
         raise RadiofindError(f"unknown centre rule {centre!r} (choose from {', '.join(CENTRES)})")
@@ -263,26 +286,34 @@ def find_blobs(tmap, *, delta_max: float, a_min: int, centre: str = "mean",
         tau, ladder, counts = dynamic_threshold(tiles, delta_max=delta_max, n_steps=n_steps)
     else:
         tau, ladder, counts = float(threshold), np.array([threshold]), np.array([], dtype=int)
-    x, y, area, score = select_blobs(blob_table(tiles, tau, deblend=deblend, bright=bright),
-                                     a_min=a_min, centre=centre, width=tiles.shape[1])
+    x, y, area, score = select_blobs(
+        blob_table(tiles, tau, deblend=deblend, bright=bright, glare=glare,
+                   snr=None if snr is None else as_tiles(snr).rechunk(tiles.chunks)),
+        a_min=a_min, centre=centre, width=tiles.shape[1])
     return Blobs(x=x, y=y, area=area, score=score, threshold=tau, thresholds=ladder,
                  counts=counts)
 
 
 def select_blobs(table: dict[str, np.ndarray], *, a_min: int, centre: str, width: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The blobs of a :func:`blob_table` of at least ``a_min`` pixels, each at its ``centre``:
+    """The blobs of a :func:`blob_table` of at least ``a_min`` pixels, each at its ``centre``
+    (at its ``peak`` instead where that centre lies farther from it than the table's ``pin``):
     x, y (0-based pixels), area and peak score. ``width``: the map's width in pixels."""
     if centre not in CENTRES:
         raise RadiofindError(f"unknown centre rule {centre!r} (choose from {', '.join(CENTRES)})")
     keep = table["area"] >= a_min
     table = {k: v[keep] for k, v in table.items()}
+    py, px = (table["argmax"] // width).astype(float), (table["argmax"] % width).astype(float)
     if centre == "mean":
         y, x = table["sy"] / table["area"], table["sx"] / table["area"]
     elif centre == "centroid":
         y, x = table["swy"] / table["sw"], table["swx"] / table["sw"]
     else:
-        y, x = (table["argmax"] // width).astype(float), (table["argmax"] % width).astype(float)
+        y, x = py, px
+    if "pin" in table:
+        ky, kx = (table["peak"] // width).astype(float), (table["peak"] % width).astype(float)
+        pinned = np.hypot(y - ky, x - kx) > table["pin"]
+        y, x = np.where(pinned, ky, y), np.where(pinned, kx, x)
     return x, y, table["area"], table["max"]
 
 
@@ -307,13 +338,17 @@ def weak_response(score, snr, *, alpha: float, b_n: float, response_snr: float,
 
 
 def blob_table(tiles, tau: float, *, deblend: float | None = None,
-               bright: float | None = None) -> dict[str, np.ndarray]:
+               bright: float | None = None, glare: float = np.inf,
+               snr=None) -> dict[str, np.ndarray]:
     """Every blob above ``tau`` (split at distinct peaks if ``deblend``; see :func:`_peak_mask`
-    for ``bright``), as per-blob sums.
+    for ``bright``, ``glare`` and ``snr``, a dask array chunked as ``tiles``), as per-blob sums.
 
     Columns: ``area``, ``sy``/``sx`` (sums of pixel coordinates), ``sw``/``swy``/``swx`` (sums
-    weighted by the map), ``max``, ``argmax`` (raster index of the first maximum) and ``first``
-    (raster index of the first pixel), ordered by ``first``.
+    weighted by the map), ``max``, ``argmax`` (raster index of the first maximum), ``first``
+    (raster index of the first pixel), ``peak`` (raster index of the map peak the blob was split
+    at; ``argmax`` where none) and ``pin`` (how far in pixels the centre may lie from ``peak``
+    before ``peak`` is taken instead: :data:`PIN_FRACTION` of ``deblend`` for blobs peaking at or
+    above ``bright`` outside glare; infinite for the others), ordered by ``first``.
     """
     import dask
 
@@ -323,9 +358,13 @@ def blob_table(tiles, tau: float, *, deblend: float | None = None,
     origins = [(ys[i], xs[j]) for i in range(grid.shape[0]) for j in range(grid.shape[1])]
     if deblend:
         reach = DEBLEND_REACH * deblend if bright is not None else float(np.ceil(deblend))
-        peaks = tiles.map_overlap(_peak_mask, depth=int(np.ceil(reach)), boundary="none",
-                                  separation=float(deblend), reach=float(reach), tau=float(tau),
-                                  bright=bright, dtype=bool, meta=np.empty((0, 0), dtype=bool))
+        import dask.array as da
+
+        arrays = (tiles,) if snr is None or bright is None else (tiles, snr)
+        peaks = da.map_overlap(_peak_mask, *arrays, depth=int(np.ceil(reach)), boundary="none",
+                               separation=float(deblend), reach=float(reach), tau=float(tau),
+                               bright=bright, glare=float(glare), dtype=np.uint8,
+                               meta=np.empty((0, 0), dtype=np.uint8))
         # dask merges tiles thinner than the halo before overlapping them: back to the tiles.
         peak_grid = peaks.rechunk(tiles.chunks, method="tasks").to_delayed().ravel()
     else:
@@ -352,42 +391,81 @@ def blob_table(tiles, tau: float, *, deblend: float | None = None,
         mine = {int(g): split[int(g)] for g in np.intersect1d(lut, multi)}
         tasks.append(dask.delayed(_tile_sums)(b, tau, lut, o, tiles.shape[1],
                                               dask.delayed(mine, traverse=False)))
-    return _combine(dask.compute(*tasks))
+    table = _combine(dask.compute(*tasks))
+    table["peak"] = table["argmax"].copy()
+    table["pin"] = np.full(table["max"].shape, np.inf)
+    if deblend and bright is not None:
+        # Each blob's own map peak (a split blob's part: the peak it was split at), and whether
+        # that peak is in glare.
+        found = np.concatenate([r[2] for r in first])
+        gid = np.concatenate([lut[r[2][:, 2]] for r, lut in zip(first, luts, strict=True)])
+        raster = found[:, 0] * tiles.shape[1] + found[:, 1]
+        for g, (pk, sub) in split.items():
+            at = np.nonzero(gid == g)[0]
+            gid[at] = sub[np.searchsorted(pk[:, 0] * tiles.shape[1] + pk[:, 1], raster[at])]
+        ids = table.pop("id")
+        by_id = np.argsort(ids)
+        row = by_id[np.searchsorted(ids, gid, sorter=by_id)]
+        table["peak"][row] = raster
+        free = np.ones(table["max"].shape, dtype=bool)
+        free[row[found[:, 3] == 2]] = False
+        table["pin"][free & (table["max"] >= bright)] = PIN_FRACTION * deblend
+    table.pop("id", None)
+    return table
 
 
-def _peak_mask(block: np.ndarray, separation: float, reach: float, tau: float,
-               bright: float | None = None, contrast: float = DEBLEND_CONTRAST,
-               ratio: float = DEBLEND_RATIO) -> np.ndarray:
+def _peak_mask(block: np.ndarray, snr: np.ndarray | None = None, *, separation: float,
+               reach: float, tau: float, bright: float | None = None, glare: float = np.inf,
+               contrast: float = DEBLEND_CONTRAST, ratio: float = DEBLEND_RATIO) -> np.ndarray:
     """The map peaks that are sources of their own, for deblending.
 
     A peak is a pixel no lower than every other within ``ceil(separation)`` pixels (a square).
-    With ``bright``, a pixel above ``bright`` that is no lower than its 8 neighbours but fails
-    that test, because a brighter source's flank rises into the square, is a peak too when no
-    higher local maximum (ties: the first in raster order) lies closer than ``separation``, it
-    is at least ``ratio`` of the map's maximum within ``reach`` pixels (a square), and the map
-    dips between it and each higher local maximum within ``reach``: along the straight line
-    joining them it falls below ``contrast`` times the lower one. A bump on a bright source's
-    flank has no such dip. Fainter blobs keep the square test, which the TBD search was tuned
-    with; ``tau`` leaves out the maxima below the blob threshold.
+    With ``bright``, two more kinds of local maximum (no lower than its 8 neighbours, above
+    ``tau``) are peaks where the map stays below ``glare`` within ``reach`` pixels (a square):
+
+    - one within ``reach`` of a pixel at or above ``bright`` that fails the square test only in
+      the square's corners, beyond ``separation``: nothing within ``separation`` (a disc) is
+      higher (the flank of a bright source a beam and a half away), and ``snr`` (the network's
+      input) is at least :data:`BESIDE_SNR` there (without ``snr``, no such peak);
+    - one at or above ``bright`` that a brighter source's flank hides even from the disc, when
+      no higher local maximum (ties: the first in raster order) lies closer than ``separation``,
+      it is at least ``ratio`` of the map's maximum within ``reach``, and the map dips between it
+      and each higher local maximum within ``reach``: along the straight line joining them it
+      falls below ``contrast`` times the lower one. A bump on a bright source's flank has no
+      such dip.
+
+    Faint blobs among faint blobs keep the square test, which the TBD search was tuned with.
+    Returns 1 at peaks, 2 at peaks where the map reaches ``glare`` within ``reach``, 0 elsewhere.
     """
     filled = np.where(np.isfinite(block), block, -np.inf)
     radius = int(np.ceil(separation))
-    out = filled == ndimage.maximum_filter(filled, size=2 * radius + 1)
+    square = ndimage.maximum_filter(filled, size=2 * radius + 1)
+    out = filled == square
     if bright is None:
-        return out
-    local = (filled == ndimage.maximum_filter(filled, size=3)) & (filled > tau)
-    hidden = local & ~out & (filled >= bright)
-    if not hidden.any():
-        return out
-    # At least ``ratio`` of everything within reach (a square): a lump far out on the main lobe of
-    # a very bright source is not rescued by the dips between it and other lumps.
+        return out.astype(np.uint8)
     reach_px = int(np.ceil(reach))
-    hidden &= filled >= ratio * ndimage.maximum_filter(filled, size=2 * reach_px + 1)
+    around = ndimage.maximum_filter(filled, size=2 * reach_px + 1)
+    out = _marked(out, around >= glare)
+    local = (filled == ndimage.maximum_filter(filled, size=3)) & (filled > tau) & (out == 0)
+    local &= around < glare
+    if not local.any():
+        return out
+    beside = local & (around >= bright)
+    if snr is not None and beside.any():
+        yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+        disc = ndimage.maximum_filter(filled, footprint=np.hypot(yy, xx) <= max(separation, 1.5))
+        beside &= (filled == disc) & (np.nan_to_num(snr, nan=-np.inf) >= BESIDE_SNR)
+        out[beside] = 1
+    else:
+        beside[:] = False
+    # At least ``ratio`` of everything within reach: a lump far out on the main lobe of a very
+    # bright source is not rescued by the dips between it and other lumps.
+    hidden = local & ~beside & (filled >= bright) & (filled >= ratio * around)
     if not hidden.any():
         return out
     from scipy.spatial import cKDTree
 
-    py, px = np.nonzero(local)
+    py, px = np.nonzero((filled == ndimage.maximum_filter(filled, size=3)) & (filled > tau))
     value = filled[py, px]
     rank = np.empty(py.size, dtype=np.int64)
     rank[np.lexsort((py * block.shape[1] + px, -value))] = np.arange(py.size)
@@ -403,16 +481,24 @@ def _peak_mask(block: np.ndarray, separation: float, reach: float, tau: float,
         sy = np.rint(py[lo] + (py[hi] - py[lo])[:, None] * t).astype(np.int64)
         sx = np.rint(px[lo] + (px[hi] - px[lo])[:, None] * t).astype(np.int64)
         if np.all(filled[sy, sx].min(axis=1) < contrast * value[lo]):
-            out[py[lo], px[lo]] = True
+            out[py[lo], px[lo]] = 1
     return out
 
 
+def _marked(peaks: np.ndarray, glare: np.ndarray) -> np.ndarray:
+    """1 at ``peaks``, 2 at those in ``glare``, 0 elsewhere."""
+    return np.where(peaks, np.where(glare, 2, 1), 0).astype(np.uint8)
+
+
 def _label_and_peaks(block: np.ndarray, peaks: np.ndarray | None, tau: float, origin) -> tuple:
+    """A tile's blob count, its labels' seam strips and its peaks: rows of (y, x, local label,
+    :func:`_peak_mask` value)."""
     labels, n = ndimage.label(block > tau, structure=EIGHT)
-    found = np.zeros((0, 3), dtype=np.int64)
+    found = np.zeros((0, 4), dtype=np.int64)
     if peaks is not None:
-        py, px = np.nonzero(peaks & (labels > 0))
-        found = np.stack([py + origin[0], px + origin[1], labels[py, px]], axis=1).astype(np.int64)
+        py, px = np.nonzero((peaks > 0) & (labels > 0))
+        found = np.stack([py + origin[0], px + origin[1], labels[py, px], peaks[py, px]],
+                         axis=1).astype(np.int64)
     return n, _strips(labels), found
 
 
@@ -478,5 +564,6 @@ def _combine(parts) -> dict[str, np.ndarray]:
     first = np.full(m, np.iinfo(np.int64).max)
     np.minimum.at(first, inv, cat["first"])
     out["first"] = first
+    out["id"] = uid
     rank = np.argsort(first, kind="stable")
     return {k: np.asarray(v)[rank] for k, v in out.items()}

@@ -94,7 +94,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     """
     import dask.array as da
 
-    from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs, split_level, weak_response
+    from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs, split_levels, weak_response
     from radiofind.detect.inference import predict_map
     from radiofind.detect.models import resolve_model, select_model
     from radiofind.detect.positions import refine_bright
@@ -209,7 +209,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                            centre=tbd["centre"], threshold=threshold,
                            n_steps=int(tbd.get("n_steps", 50)),
                            deblend=tbd["deblend_beams"] * grid.beam_pixels,
-                           bright=split_level(check["alpha"], check["b_n"]))
+                           snr=normalised, **split_levels(check["alpha"], check["b_n"]))
         t3 = time.perf_counter()
         src_noise = sigma if noise == "global" else pixel_values(rms, blobs.x, blobs.y)
         if factor != 1:

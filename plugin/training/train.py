@@ -261,7 +261,7 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
         as_tiles,
         blob_table,
         dynamic_threshold,
-        split_level,
+        split_levels,
     )
 
     centres = tuple(centres)
@@ -270,14 +270,15 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
     trials = []
     truth = truth_snrs(fields)
     tiles = [as_tiles(t, np.isfinite(f.grid.data)) for f, t in zip(fields, tmaps, strict=True)]
-    bright = split_level(demand["alpha"], demand["b_n"])  # as detect splits bright blends
+    inputs = [as_tiles(f.normalised) for f in fields]  # the network's input, as detect's
+    levels = split_levels(demand["alpha"], demand["b_n"])  # as detect deblends
 
     def rule_tables(delta_max, fixed) -> list:
         """Every field's blobs above its threshold under one rule (dynamic or fixed)."""
         taus = [fixed if fixed is not None else
                 dynamic_threshold(t, delta_max=delta_max, n_steps=n_steps)[0] for t in tiles]
-        return [blob_table(t, tau, deblend=DEBLEND_BEAMS * f.grid.beam_pixels, bright=bright)
-                for f, t, tau in zip(fields, tiles, taus, strict=True)]
+        return [blob_table(t, tau, deblend=DEBLEND_BEAMS * f.grid.beam_pixels, snr=s, **levels)
+                for f, t, s, tau in zip(fields, tiles, inputs, taus, strict=True)]
 
     rules = [(d, None) for d in DELTA_MAX_GRID] + [(None, t) for t in FIXED_THRESHOLD_GRID]
     for delta_max, fixed in rules:
