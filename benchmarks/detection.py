@@ -88,7 +88,10 @@ def field_match(folder: Path, weighting: str, catalog: Path):
 # detections with SNR >= 5 are placed on the image's peak; bright blends are split where the map
 # dips between two peaks.
 DETECT_REVISION = ("onnxruntime; narrow beams interpolated; bright detections on the image peak; "
-                   "bright blends split at map dips, a third of the map within reach at least")
+                   "bright blends split at map dips, a third of the map within reach at least; "
+                   "a peak within reach of a bright source tested on a disc; no rescue in glare; "
+                   "pulled bright blobs pinned to their own map peak outside glare; "
+                   "disc-rescued peaks at input SNR >= 5 only")
 
 
 def model_digest(path: Path) -> str:
