@@ -393,6 +393,7 @@ def blob_table(tiles, tau: float, *, deblend: float | None = None,
         tasks.append(dask.delayed(_tile_sums)(b, tau, lut, o, tiles.shape[1],
                                               dask.delayed(mine, traverse=False)))
     table = _combine(dask.compute(*tasks))
+    ids = table.pop("id")
     table["peak"] = table["argmax"].copy()
     table["pin"] = np.full(table["max"].shape, np.inf)
     if deblend and bright is not None:
@@ -404,14 +405,12 @@ def blob_table(tiles, tau: float, *, deblend: float | None = None,
         for g, (pk, sub) in split.items():
             at = np.nonzero(gid == g)[0]
             gid[at] = sub[np.searchsorted(pk[:, 0] * tiles.shape[1] + pk[:, 1], raster[at])]
-        ids = table.pop("id")
         by_id = np.argsort(ids)
         row = by_id[np.searchsorted(ids, gid, sorter=by_id)]
         table["peak"][row] = raster
         free = np.ones(table["max"].shape, dtype=bool)
         free[row[found[:, 3] == 2]] = False
         table["pin"][free & (table["max"] >= bright)] = PIN_FRACTION * deblend
-    table.pop("id", None)
     return table
 
 
@@ -447,20 +446,18 @@ def _peak_mask(block: np.ndarray, snr: np.ndarray | None = None, *, separation: 
         return out.astype(np.uint8)
     reach_px = int(np.ceil(reach))
     around = ndimage.maximum_filter(filled, size=2 * reach_px + 1)
-    out = _marked(out, around >= glare)
+    out = np.where(out, np.where(around >= glare, 2, 1), 0).astype(np.uint8)
     local = (filled == ndimage.maximum_filter(filled, size=3)) & (filled > tau) & (out == 0)
     local &= around < glare
     if not local.any():
         return out
-    beside = local & (around >= bright)
-    if snr is not None and beside.any():
+    beside = local & (around >= bright) & (snr is not None)
+    if beside.any():
         yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
         disc = ndimage.maximum_filter(filled, footprint=np.hypot(yy, xx) <= max(separation, 1.5))
         near = ndimage.maximum_filter(np.nan_to_num(snr, nan=-np.inf), size=3)
         beside &= (filled == disc) & (near >= BESIDE_SNR)
         out[beside] = 1
-    else:
-        beside[:] = False
     # At least ``ratio`` of everything within reach: a lump far out on the main lobe of a very
     # bright source is not rescued by the dips between it and other lumps.
     hidden = local & ~beside & (filled >= bright) & (filled >= ratio * around)
@@ -486,11 +483,6 @@ def _peak_mask(block: np.ndarray, snr: np.ndarray | None = None, *, separation: 
         if np.all(filled[sy, sx].min(axis=1) < contrast * value[lo]):
             out[py[lo], px[lo]] = 1
     return out
-
-
-def _marked(peaks: np.ndarray, glare: np.ndarray) -> np.ndarray:
-    """1 at ``peaks``, 2 at those in ``glare``, 0 elsewhere."""
-    return np.where(peaks, np.where(glare, 2, 1), 0).astype(np.uint8)
 
 
 def _label_and_peaks(block: np.ndarray, peaks: np.ndarray | None, tau: float, origin) -> tuple:
