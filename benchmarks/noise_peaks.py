@@ -16,7 +16,10 @@ Below SNR 5 it also scores, with the detection benchmark's own matching and bins
 returns every local maximum of the image (over a disc of half the beam's FWHM, from SNR 2.75: one
 peak per point source) beside radiofind's bundled model. A finder that cannot tell a noise peak
 from a point source of the same height has the every-peak purity in each SNR bin; what radiofind
-gains over it is what the network tells apart.
+gains over it is what the network tells apart. To say how far it tells them apart, it counts the
+noise peaks of each bin (the every-peak finder's peaks more than 1.5 beams from every truth
+source, scaled from that area to the whole image) and sets radiofind's false detections in the
+bin beside them.
 
 Reads the fields benchmarks/detection.py simulated (run it first; radiofind's catalogues are its
 cached ones); simulates nothing.
@@ -35,7 +38,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, stats
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -57,38 +60,54 @@ def field_peaks(folder: Path, weighting: str) -> dict:
     """Noise peaks >= SNR in one field, the Gaussian-field expectation, true sources >= SNR."""
     image, ra, dec, snr, noise = field_truth(folder, weighting)
     filled = snr_map(image, noise)
-    tx, ty = image.world_to_pixel(ra, dec)
-    placed = np.isfinite(tx) & np.isfinite(ty)
-    tx, ty = tx[placed], ty[placed]
     beam = image.beam_pixels
-    # Distance of every pixel to the nearest truth source: peaks and area near one are excluded.
-    seeds = np.ones(filled.shape, bool)
-    iy = np.clip(np.round(ty).astype(int), 0, filled.shape[0] - 1)
-    ix = np.clip(np.round(tx).astype(int), 0, filled.shape[1] - 1)
-    seeds[iy, ix] = False
-    far = ndimage.distance_transform_edt(seeds) > EXCLUDE_BEAMS * beam
+    far = far_from_truth(image, ra, dec)  # peaks and area near a truth source are not counted
     peaks = (filled == ndimage.maximum_filter(filled, size=3)) & (filled >= SNR) & far
     area = int((far & np.isfinite(filled)).sum())
     lam2 = (2.0 * math.sqrt(2.0 * math.log(2.0)) / beam) ** 2
     expect = area * lam2 / (2.0 * math.pi) ** 1.5 * SNR * math.exp(-SNR ** 2 / 2.0)
+    values = filled[far & np.isfinite(filled)]  # in units of the evaluation noise
     return {"noise_peaks": int(peaks.sum()), "expected": expect, "area_px": area,
+            "std_over_noise": float(values.std()),
+            "excess_kurtosis": float(stats.kurtosis(values)),
             "true_ge5": int(np.sum(np.nan_to_num(snr, nan=-1.0) >= SNR)),
             "beam_px": float(beam)}
 
 
+def far_from_truth(image, ra, dec) -> np.ndarray:
+    """Pixels more than EXCLUDE_BEAMS beams from every truth source (where the noise is alone)."""
+    tx, ty = image.world_to_pixel(ra, dec)
+    placed = np.isfinite(tx) & np.isfinite(ty)
+    shape = np.shape(np.asarray(image.data).squeeze())
+    seeds = np.ones(shape, bool)
+    seeds[np.clip(np.round(ty[placed]).astype(int), 0, shape[0] - 1),
+          np.clip(np.round(tx[placed]).astype(int), 0, shape[1] - 1)] = False
+    return ndimage.distance_transform_edt(seeds) > EXCLUDE_BEAMS * image.beam_pixels
+
+
+def disc_peaks(filled: np.ndarray, beam_pixels: float) -> np.ndarray:
+    """Image peaks >= PEAK_FROM, the highest pixel of each disc of half the beam's FWHM."""
+    r = max(1, int(round(0.5 * beam_pixels)))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    disc = xx ** 2 + yy ** 2 <= r * r
+    return (filled == ndimage.maximum_filter(filled, footprint=disc)) & (filled >= PEAK_FROM)
+
+
 def every_peak(folder: Path, weighting: str):
-    """The crossmatch of every image peak >= PEAK_FROM (one per half-FWHM disc) in one field."""
+    """The crossmatch of every image peak >= PEAK_FROM (one per half-FWHM disc) in one field, and
+    the SNRs of its noise peaks (those far from every truth source) with the share of the image
+    they were counted in."""
     from radiofind.evaluate.run import match_field
 
     image, ra, dec, snr, noise = field_truth(folder, weighting)
     filled = snr_map(image, noise)
-    r = max(1, int(round(0.5 * image.beam_pixels)))
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    disc = xx ** 2 + yy ** 2 <= r * r
-    y, x = np.nonzero((filled == ndimage.maximum_filter(filled, footprint=disc))
-                      & (filled >= PEAK_FROM))
+    peaks = disc_peaks(filled, image.beam_pixels)
+    y, x = np.nonzero(peaks)
     p_ra, p_dec = image.pixel_to_world(x.astype(float), y.astype(float))
-    return match_field(image, ra, dec, snr, noise, p_ra, p_dec)
+    far = far_from_truth(image, ra, dec)
+    valid = np.isfinite(filled)
+    return (match_field(image, ra, dec, snr, noise, p_ra, p_dec), filled[peaks & far],
+            (far & valid).sum() / valid.sum())
 
 
 def bin_scores(matches: list) -> dict:
@@ -101,8 +120,21 @@ def bin_scores(matches: list) -> dict:
     for snr in BIN_SNRS:
         k = int(np.argmin(np.abs(centre - snr)))
         out[f"{snr:g}"] = {"purity": res["purity"][k], "completeness": res["completeness"][k],
-                           "detections": res["tp_det"][k] + res["fp"][k]}
+                           "detections": res["tp_det"][k] + res["fp"][k], "false": res["fp"][k],
+                           "true_sources": res["tp_true"][k] + res["fn"][k]}
     return out
+
+
+def noise_peaks_in_bins(per_field: list) -> dict:
+    """Noise peaks in the BIN_SNRS bins over several fields: each field's count far from every
+    truth source divided by the share of the image that is (an estimate for the whole image)."""
+    from radiofind.evaluate.metrics import SnrBins
+
+    bins = SnrBins.make(0.5, 20.0)
+    total = np.zeros(bins.n_bins)
+    for snrs, share in per_field:
+        total += bins.count(snrs) / share
+    return {f"{snr:g}": float(total[int(bins.index(snr))]) for snr in BIN_SNRS}
 
 
 def main() -> None:
@@ -130,9 +162,15 @@ def main() -> None:
                          "noise_peaks_ge5": n_peaks,
                          "expected_gaussian": round(sum(p["expected"] for p in per), 2),
                          "true_ge5": n_true,
-                         "every_peak_p_ge5": n_true / (n_true + n_peaks) if n_true else None})
+                         "every_peak_p_ge5": n_true / (n_true + n_peaks) if n_true else None,
+                         "std_over_noise": [min(p["std_over_noise"] for p in per),
+                                            max(p["std_over_noise"] for p in per)],
+                         "excess_kurtosis": [min(p["excess_kurtosis"] for p in per),
+                                             max(p["excess_kurtosis"] for p in per)]})
             r = rows[-1]
-            r["every_peak"] = bin_scores([every_peak(f, w) for f in folders])
+            peaks = [every_peak(f, w) for f in folders]
+            r["every_peak"] = bin_scores([m for m, _, _ in peaks])
+            r["noise_peaks_in_bins"] = noise_peaks_in_bins([(s, a) for _, s, a in peaks])
             r["radiofind"] = bin_scores([field_match(f, w, run_radiofind(f, w)[0])
                                          for f in folders])
             print(f"{tel} {w}: {n_peaks} noise peaks >= {SNR:g} (Gaussian field: "
@@ -148,11 +186,16 @@ def main() -> None:
     lines = [f"Noise peaks with SNR >= {SNR:g} more than {EXCLUDE_BEAMS:g} beams from any truth "
              "source in the detection benchmark's test fields, the count a Gaussian random field "
              "of the beam's width predicts, and the P(≥5) of a finder that returned every peak.",
-             "", "| telescope | weighting | fields | beam px | noise peaks ≥ 5 | Gaussian field "
-             "| true sources ≥ 5 | P(≥5) taking every peak |", "|---|---|---|---|---|---|---|---|"]
+             "The image far from the sources: its standard deviation over the evaluation "
+             "noise and its excess kurtosis (0 for Gaussian noise), lowest–highest of the fields.",
+             "", "| telescope | weighting | fields | beam px | noise std / noise | excess kurtosis "
+             "| noise peaks ≥ 5 | Gaussian field | true sources ≥ 5 | P(≥5) taking every peak |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         p = r["every_peak_p_ge5"]
+        sd, ku = r["std_over_noise"], r["excess_kurtosis"]
         lines.append(f"| {r['telescope']} | {r['weighting']} | {r['fields']} | {r['beam_px']} | "
+                     f"{sd[0]:.3f}–{sd[1]:.3f} | {ku[0]:.2f}–{ku[1]:.2f} | "
                      f"{r['noise_peaks_ge5']} | {r['expected_gaussian']:.1f} | {r['true_ge5']} | "
                      f"{'-' if p is None else f'{p:.2f}'} |")
     bins = " / ".join(f"{b:g}" for b in BIN_SNRS)
@@ -169,6 +212,20 @@ def main() -> None:
         lines.append(f"| {r['telescope']} | {r['weighting']} | {purities(r['every_peak'])} | "
                      f"{purities(r['radiofind'])} | {r['every_peak']['s90']:g} | "
                      f"{r['radiofind']['s90']:g} |")
+    lines += ["", "Noise peaks in the same bins: the every-peak finder's peaks more than "
+              f"{EXCLUDE_BEAMS:g} beams from every truth source, scaled from that area to the "
+              "whole image; the true sources in each bin; radiofind's false detections, and the "
+              "share of the noise peaks they come to.", "",
+              f"| telescope | weighting | noise peaks at {bins} | true sources | radiofind false "
+              "| false / noise peaks |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        n, rf = r["noise_peaks_in_bins"], r["radiofind"]
+        lines.append(f"| {r['telescope']} | {r['weighting']} | "
+                     + " / ".join(f"{n[f'{b:g}']:.0f}" for b in BIN_SNRS) + " | "
+                     + " / ".join(f"{rf[f'{b:g}']['true_sources']}" for b in BIN_SNRS) + " | "
+                     + " / ".join(f"{rf[f'{b:g}']['false']}" for b in BIN_SNRS) + " | "
+                     + " / ".join(f"{rf[f'{b:g}']['false'] / n[f'{b:g}']:.2f}"
+                                  if n[f"{b:g}"] else "-" for b in BIN_SNRS) + " |")
     table = "\n".join(lines) + "\n"
     (out / "noise-peaks.md").write_text(table)
     sys.stdout.write(table)
