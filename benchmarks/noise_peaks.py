@@ -32,6 +32,7 @@ Writes benchmarks/results/noise-peaks.json and .md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -61,7 +62,7 @@ def field_peaks(folder: Path, weighting: str) -> dict:
     image, ra, dec, snr, noise = field_truth(folder, weighting)
     filled = snr_map(image, noise)
     beam = image.beam_pixels
-    far = far_from_truth(image, ra, dec)  # peaks and area near a truth source are not counted
+    far = far_from_truth(folder, weighting)  # peaks and area near a truth source are not counted
     peaks = (filled == ndimage.maximum_filter(filled, size=3)) & (filled >= SNR) & far
     area = int((far & np.isfinite(filled)).sum())
     lam2 = (2.0 * math.sqrt(2.0 * math.log(2.0)) / beam) ** 2
@@ -74,8 +75,10 @@ def field_peaks(folder: Path, weighting: str) -> dict:
             "beam_px": float(beam)}
 
 
-def far_from_truth(image, ra, dec) -> np.ndarray:
+@functools.cache
+def far_from_truth(folder: Path, weighting: str) -> np.ndarray:
     """Pixels more than EXCLUDE_BEAMS beams from every truth source (where the noise is alone)."""
+    image, ra, dec, _, _ = field_truth(folder, weighting)
     tx, ty = image.world_to_pixel(ra, dec)
     placed = np.isfinite(tx) & np.isfinite(ty)
     shape = np.shape(np.asarray(image.data).squeeze())
@@ -104,7 +107,7 @@ def every_peak(folder: Path, weighting: str):
     peaks = disc_peaks(filled, image.beam_pixels)
     y, x = np.nonzero(peaks)
     p_ra, p_dec = image.pixel_to_world(x.astype(float), y.astype(float))
-    far = far_from_truth(image, ra, dec)
+    far = far_from_truth(folder, weighting)
     valid = np.isfinite(filled)
     return (match_field(image, ra, dec, snr, noise, p_ra, p_dec), filled[peaks & far],
             (far & valid).sum() / valid.sum())
