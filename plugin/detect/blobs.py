@@ -304,13 +304,12 @@ def select_blobs(table: dict[str, np.ndarray], *, a_min: int, centre: str, width
         raise RadiofindError(f"unknown centre rule {centre!r} (choose from {', '.join(CENTRES)})")
     keep = table["area"] >= a_min
     table = {k: v[keep] for k, v in table.items()}
-    py, px = (table["argmax"] // width).astype(float), (table["argmax"] % width).astype(float)
     if centre == "mean":
         y, x = table["sy"] / table["area"], table["sx"] / table["area"]
     elif centre == "centroid":
         y, x = table["swy"] / table["sw"], table["swx"] / table["sw"]
     else:
-        y, x = py, px
+        y, x = (table["argmax"] // width).astype(float), (table["argmax"] % width).astype(float)
     if "pin" in table:
         ky, kx = (table["peak"] // width).astype(float), (table["peak"] % width).astype(float)
         pinned = np.hypot(y - ky, x - kx) > table["pin"]
@@ -447,8 +446,8 @@ def _peak_mask(block: np.ndarray, snr: np.ndarray | None = None, *, separation: 
     reach_px = int(np.ceil(reach))
     around = ndimage.maximum_filter(filled, size=2 * reach_px + 1)
     out = np.where(out, np.where(around >= glare, 2, 1), 0).astype(np.uint8)
-    local = (filled == ndimage.maximum_filter(filled, size=3)) & (filled > tau) & (out == 0)
-    local &= around < glare
+    maxima = (filled == ndimage.maximum_filter(filled, size=3)) & (filled > tau)
+    local = maxima & (out == 0) & (around < glare)
     if not local.any():
         return out
     beside = local & (around >= bright) & (snr is not None)
@@ -465,7 +464,7 @@ def _peak_mask(block: np.ndarray, snr: np.ndarray | None = None, *, separation: 
         return out
     from scipy.spatial import cKDTree
 
-    py, px = np.nonzero((filled == ndimage.maximum_filter(filled, size=3)) & (filled > tau))
+    py, px = np.nonzero(maxima)
     value = filled[py, px]
     rank = np.empty(py.size, dtype=np.int64)
     rank[np.lexsort((py * block.shape[1] + px, -value))] = np.arange(py.size)
