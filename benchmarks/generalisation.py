@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Generalisation benchmark: the bundled models of one telescope on images unlike their training fields.
+"""Generalisation benchmark: one telescope's bundled models on images unlike their training fields.
 
 The bundled MeerKAT and ASKAP models were trained on 1024² images at 1.5" of 1 h fields (Dec
 -70° to +10°, the telescope's SEFD, WSClean to 3 sigma with no mask). Here held-out fields of
@@ -14,10 +14,10 @@ Variants share the fields' seeds, so each is the baseline sky changed in one way
 
 - `dec+5`, `dec-80`: the same sky at another declination (+5 lies inside the training range,
   near its northern edge; -80 lies outside it).
-- `noise x3`, `noise x0.3`: the telescope's SEFD times 3 or 0.3 with the sky kept in Jy (snr_scale and snr_min
-  divided by the factor, same seed): the same sources observed shallower or deeper. (Scaling the
-  SEFD at a fixed SNR distribution would scale the whole image and change nothing, since detect
-  divides by the image noise.)
+- `noise x3`, `noise x0.3`: the telescope's SEFD times 3 or 0.3 with the sky kept in Jy
+  (snr_scale and snr_min divided by the factor, same seed): the same sources observed shallower
+  or deeper. (Scaling the SEFD at a fixed SNR distribution would scale the whole image and change
+  nothing, since detect divides by the image noise.)
 - `size 2048`: a 2048² image at 1.5", n_sources scaled by the area (600).
 - `scale 2.0"`: 2.0" pixels, 768² (the same field of view), so the beam spans fewer pixels.
 - `niter 100`: light cleaning; `deep clean`: auto-threshold 1; `auto-mask 5`: auto-mask 5 sigma
@@ -36,7 +36,7 @@ Resumable: fields, catalogues and detect summaries already in benchmarks/work/ge
 are reused.
 
     python benchmarks/generalisation.py --fields 2
-    python benchmarks/generalisation.py --telescope askap --fields 2 --variants baseline,strong-source
+    python benchmarks/generalisation.py --telescope askap --fields 2 --variants baseline
 
 Writes benchmarks/results/generalisation-TELESCOPE.json and .md.
 """
@@ -230,8 +230,9 @@ def main() -> None:
     work = Path(args.work)
     seeds = list(range(FIRST_SEED, FIRST_SEED + args.fields))
     valid = {m.name: list(m.beam_range_arcsec()) for m in bundled_models().values()}
-    results: dict = {"telescope": args.telescope, "fields": args.fields, "seeds": seeds, "spur_radius_beams": SPUR_BEAMS,
-                     "model_valid_beam_arcsec": valid, "variants": {}}
+    results: dict = {"telescope": args.telescope, "fields": args.fields, "seeds": seeds,
+                     "spur_radius_beams": SPUR_BEAMS, "model_valid_beam_arcsec": valid,
+                     "variants": {}}
     t_all = time.perf_counter()
     for variant in variants:
         t_var = time.perf_counter()
