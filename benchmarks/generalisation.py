@@ -4,11 +4,10 @@
 The bundled MeerKAT and ASKAP models were trained on 1024² images at 1.5" of 1 h fields (Dec
 -70° to +10°, the telescope's SEFD, WSClean to 3 sigma with no mask). Here held-out fields of
 ``--telescope`` (seeds 800000+; no training run or other benchmark uses them) are simulated as a
-baseline like those and as variants
-that each change one thing a user's image may differ in, then searched with `radiofind detect`,
-the model chosen from the image header as a user's run would, and scored with radiofind's
-evaluation code (the same crossmatch and metrics as `radiofind evaluate` and
-benchmarks/detection.py).
+baseline like those and as variants that each change one thing a user's image may differ in,
+then searched with `radiofind detect`, the model chosen from the image header as a user's run
+would, and scored with radiofind's evaluation code (the same crossmatch and metrics as
+`radiofind evaluate` and benchmarks/detection.py).
 
 Variants share the fields' seeds, so each is the baseline sky changed in one way only:
 
@@ -90,7 +89,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 }
 
 
-def simulate_params(variant: str, seed: int, telescope: str = "meerkat") -> dict:
+def simulate_params(variant: str, seed: int, telescope: str) -> dict:
     """simulate() keyword arguments of one field of a variant (outdir excluded)."""
     from radiofind.simulation.telescopes import get_telescope
 
@@ -114,8 +113,7 @@ def simulate_params(variant: str, seed: int, telescope: str = "meerkat") -> dict
     return params
 
 
-def simulate_field(work: Path, variant: str, seed: int, telescope: str = "meerkat"
-                   ) -> tuple[Path, float]:
+def simulate_field(work: Path, variant: str, seed: int, telescope: str) -> tuple[Path, float]:
     from radiofind.simulation.run import simulate
 
     folder = work / variant / f"{telescope}-{seed}"
