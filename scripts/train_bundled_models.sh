@@ -21,9 +21,10 @@ declare -A first_seed=([meerkat]=1000 [askap]=2000)
 declare -A version=([meerkat-natural]=3 [askap-natural]=3 [meerkat-uniform]=1.2 [askap-uniform]=2.1)
 # The demand image's alpha (DeepSource eq. 3): askap-natural v3 searched 0.5, 0.75 and 1 (one
 # network each, same seed and crops; validation PC3 0.189 / 0.184 / 0.178) and kept 0.5; the others
-# train DeepSource's 0.75 alone (both uniform models searched 0.5 and 0.75 and kept 0.75; meerkat-natural
-# searched them and chose 0.5, which missed isolated 5-sigma sources on the generalisation
-# benchmark, so v3 stays; README).
+# train DeepSource's 0.75 alone (both uniform models searched 0.5 and 0.75 and kept 0.75;
+# meerkat-natural searched them and chose 0.5, which missed isolated 5-sigma sources on the
+# generalisation benchmark, so v3 stays; README). askap-natural also searched b_n 0.01-0.5 at
+# alpha 0.5 and keeps 0.05 (the others missed bright sources on the ASKAP variants; README).
 declare -A alphas=([meerkat-natural]=0.75 [askap-natural]=0.5,0.75,1.0 [meerkat-uniform]=0.75 [askap-uniform]=0.75)
 # askap-uniform v2 trained 40 epochs: its loss still fell at 20 (v1), and 40 scored validation PC3
 # 0.068 against 0.059.
