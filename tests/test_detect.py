@@ -377,3 +377,32 @@ def test_one_very_bright_source_does_not_move_the_threshold():
     tau, *_ = blobs.dynamic_threshold(tmap, **kw)
     tau_bright, *_ = blobs.dynamic_threshold(bright, **kw)
     assert tau_bright == pytest.approx(tau, rel=0.15)
+
+
+def test_each_bright_blob_reports_its_highest_input_pixel_across_tiles():
+    # A wide bright blob whose map peaks at x=20 while the network's input peaks at x=31, and a
+    # faint blob; the input's peak is found the same when the map is cut into 16-pixel tiles
+    # (the wide blob spans four of them). Only the bright blob (map peak >= bright) reports it.
+    import dask.array as da
+
+    xx = np.arange(64)
+    tmap = np.zeros((64, 64))
+    tmap[30:34, 10:40] = 0.6 - 0.01 * np.abs(xx[10:40] - 20)
+    tmap[31, 20] = 1.0
+    tmap[50:53, 50:53] = 0.3
+    tmap[51, 51] = 0.4
+    snr = np.zeros((64, 64))
+    snr[32, 31] = 7.0
+    snr[31, 20] = 3.0
+    snr[51, 52] = 6.0
+    snr[10, 10] = 9.0  # outside every blob
+    kw = dict(delta_max=100, a_min=1, threshold=0.1, centre="peak", deblend=3.0, bright=0.6)
+    whole = find_blobs(tmap, snr=snr, **kw)
+    tiled = find_blobs(da.from_array(tmap, chunks=16), snr=da.from_array(snr, chunks=16), **kw)
+    for blobs in (whole, tiled):
+        order = np.argsort(blobs.x)
+        np.testing.assert_array_equal(blobs.x[order], [20.0, 51.0])  # the map peaks
+        np.testing.assert_array_equal(blobs.input_x[order], [31.0, np.nan])
+        np.testing.assert_array_equal(blobs.input_y[order], [32.0, np.nan])
+    for other in (find_blobs(tmap, **kw), find_blobs(tmap, snr=snr, **{**kw, "bright": None})):
+        assert np.isnan(other.input_x).all() and other.input_x.size == 2

@@ -45,11 +45,61 @@ def test_peak_positions_leaves_blank_and_off_image_positions_alone():
 def test_refine_bright_moves_only_detections_above_the_snr():
     data = gaussian_image(64, 20.4, 20.0, amp=10.0) + gaussian_image(64, 44.4, 44.0, amp=3.0)
     x, y = np.array([19.0, 43.0]), np.array([20.0, 44.0])
-    nx, ny, n = refine_bright(data, x, y, 1.0, beam_pixels=8.0, refine_snr=5.0)
-    assert n == 1 and abs(nx[0] - 20.4) < 0.06 and (nx[1], ny[1]) == (43.0, 44.0)
+    nx, ny, n, n_blob = refine_bright(data, x, y, 1.0, beam_pixels=8.0, refine_snr=5.0)
+    assert n == 1 and n_blob == 0 and abs(nx[0] - 20.4) < 0.06 and (nx[1], ny[1]) == (43.0, 44.0)
     assert refine_bright(data, x, y, 1.0, beam_pixels=8.0, refine_snr=None)[2] == 0
     assert refine_bright(data, x, y, 1.0, beam_pixels=8.0, refine_snr=math.inf)[2] == 0
     assert refine_bright(data, x, y, 1.0, beam_pixels=8.0, refine_snr=0.0)[2] == 2
+
+
+def test_refine_bright_moves_a_faint_centre_to_a_bright_unclaimed_peak_in_its_blob():
+    # Beam 8 px. Sources: A (SNR 6) and B (SNR 9) alone; C (SNR 6) with a detection on it already;
+    # D (SNR 4): too faint. Each fainter detection lies 0.7 beam (5.6 px) from its blob's source,
+    # at SNR < 5 there, with the blob's highest pixel given next to the source.
+    data = (gaussian_image(128, 20.0, 20.0, amp=6.0) + gaussian_image(128, 100.0, 20.0, amp=9.0)
+            + gaussian_image(128, 20.0, 100.0, amp=6.0) + gaussian_image(128, 100.0, 100.0,
+                                                                         amp=4.0))
+    x = np.array([25.6, 105.6, 25.6, 20.3, 105.6])
+    y = np.array([20.0, 20.0, 100.0, 100.3, 100.0])
+    bx = np.array([21.0, 99.0, 21.0, np.nan, 101.0])
+    by = np.array([20.0, 21.0, 100.0, np.nan, 100.0])
+    nx, ny, n, n_blob = refine_bright(data, x, y, 1.0, beam_pixels=8.0, refine_snr=5.0,
+                                      blob_x=bx, blob_y=by)
+    assert (n, n_blob) == (1, 2)  # the detection on C is bright; A and B are moved
+    np.testing.assert_allclose([nx[0], ny[0], nx[1], ny[1]], [20.0, 20.0, 100.0, 20.0], atol=0.05)
+    assert (nx[2], ny[2]) == (25.6, 100.0)  # C is already found: not claimed twice
+    assert (nx[4], ny[4]) == (105.6, 100.0)  # D's peak is below 5
+    # Without blob peaks, or with refinement off, nothing but the bright one moves.
+    assert refine_bright(data, x, y, 1.0, beam_pixels=8.0, refine_snr=5.0)[3] == 0
+    assert refine_bright(data, x, y, 1.0, beam_pixels=8.0, refine_snr=math.inf, blob_x=bx,
+                         blob_y=by)[2:] == (0, 0)
+
+
+def test_refine_bright_claims_a_peak_once_and_never_a_flank():
+    beam = 8.0
+    data = gaussian_image(96, 48.0, 48.0, amp=20.0)
+    # Two faint detections 0.7 beam either side of one source, both led to it: one is moved.
+    x, y = np.array([42.4, 53.6]), np.array([48.0, 48.0])
+    nx, ny, _, n_blob = refine_bright(data, x, y, 1.0, beam_pixels=beam, refine_snr=5.0,
+                                      snr=np.array([4.0, 4.0]), blob_x=np.array([47.0, 49.0]),
+                                      blob_y=np.array([48.0, 48.0]))
+    assert n_blob == 1 and np.sum(np.hypot(nx - 48.0, ny - 48.0) < 0.1) == 1
+    # A blob peak on the source's flank, 7 px out, leads uphill only to the edge of its
+    # quarter-beam window, 5 px out (SNR 6.8 > 5): no local maximum, no move.
+    x, y = np.array([62.0]), np.array([48.0])
+    window_edge = gaussian_image(96, 48.0, 48.0, amp=20.0)[48, 53]
+    assert window_edge > 5.0
+    nx, _, _, n_blob = refine_bright(data, x, y, 1.0, beam_pixels=beam, refine_snr=5.0,
+                                     snr=np.array([4.0]), blob_x=np.array([55.0]),
+                                     blob_y=np.array([48.0]))
+    assert n_blob == 0 and nx[0] == 62.0
+    # A detection 1.5 px (under a quarter beam) from a peak of SNR 5.2 reads 4.7: it is on its
+    # peak already and stays, as the trigger at the centre says.
+    data = gaussian_image(64, 32.0, 32.0, amp=5.2)
+    nx, _, n, n_blob = refine_bright(data, np.array([33.5]), np.array([32.0]), 1.0,
+                                     beam_pixels=beam, refine_snr=5.0, blob_x=np.array([32.0]),
+                                     blob_y=np.array([32.0]))
+    assert (n, n_blob) == (0, 0) and nx[0] == 33.5
 
 
 def test_detect_puts_bright_sources_of_an_averaged_image_on_their_peaks(tmp_path):

@@ -218,18 +218,22 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
             grid_sigma = sigma if noise == "global" else robust_rms(data)
             src_noise = src_noise * (input_noise(img, grid, grid_sigma) / grid_sigma)
         x, y = unbinned_pixels(blobs.x, blobs.y, factor)
+        peak_x, peak_y = unbinned_pixels(blobs.input_x, blobs.input_y, factor)
         extra = {"score": blobs.score, "area": blobs.area.astype(np.int32)}
         with np.errstate(invalid="ignore", divide="ignore"):
             blob_snr = pixel_values(img.data, x, y) / src_noise
         weak = weak_response(blobs.score, blob_snr, **check)
-        x, y, blob_snr, src_noise, extra = _kept(~weak, x, y, blob_snr, src_noise, extra)
+        x, y, blob_snr, src_noise, peak_x, peak_y, extra = _kept(
+            ~weak, x, y, blob_snr, src_noise, peak_x, peak_y, extra)
         if check["min_response"] > 0:
             log.info("%d detections with SNR >= %g dropped: network response below %g of a "
                      "point source's", int(weak.sum()), check["response_snr"],
                      check["min_response"])
-        x, y, n_refined = refine_bright(img.data, x, y, src_noise, beam_pixels=img.beam_pixels,
-                                        refine_snr=refine_snr, snr=blob_snr)
-        log.info("%d detections with SNR >= %s placed on the image's peak", n_refined, refine_snr)
+        x, y, n_refined, n_to_peak = refine_bright(
+            img.data, x, y, src_noise, beam_pixels=img.beam_pixels, refine_snr=refine_snr,
+            snr=blob_snr, blob_x=peak_x, blob_y=peak_y)
+        log.info("%d detections with SNR >= %s placed on the image's peak; %d fainter ones moved "
+                 "to a peak that bright in their blob", n_refined, refine_snr, n_to_peak)
         n_unconfirmed = n_outside = 0
         if other is not None:
             other_snr, other_noise = confirmation_snr(other, img, x, y)
@@ -267,7 +271,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                "threshold": blobs.threshold,
                "threshold_rule": "fixed" if threshold is not None else "dynamic",
                "noise": sigma, "noise_mode": noise, "tbd": tbd, "tbd_for": tbd_for,
-               "n_refined": n_refined,
+               "n_refined": n_refined, "n_to_blob_peak": n_to_peak,
                "response_check": check, "n_weak_response": int(weak.sum()),
                "n_unconfirmed": n_unconfirmed, "n_outside_confirmation": n_outside,
                "catalog": str(Path(outdir) / names.get("fits", names[formats[0]])),
