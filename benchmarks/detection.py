@@ -92,8 +92,8 @@ DETECT_REVISION = ("onnxruntime; narrow beams interpolated; bright detections on
                    "a peak within reach of a bright source tested on a disc; no rescue in glare; "
                    "pulled bright blobs pinned to their own map peak outside glare; "
                    "disc-rescued peaks at input SNR >= 4 within 1 px; "
-                   "faint centres of bright blobs moved to a bright unclaimed image peak in the blob "
-                   "beyond a quarter beam")
+                   "faint centres of bright blobs moved to a bright unclaimed image peak in the "
+                   "blob beyond a quarter beam")
 
 
 def model_digest(path: Path) -> str:

@@ -1,8 +1,8 @@
 """The bundled models' cards agree with the script that reproduces them.
 
 ``scripts/train_bundled_models.sh`` is the shipped recipe of the four bundled models: the settings
-each card records (version, epochs, input binning, demand image and the alphas searched, the
-batches, the seed, confirmation settings) must be the ones the script passes to ``radiofind
+each card records (version, epochs, input binning, demand image and the alphas and b_n searched,
+the batches, the seed, confirmation settings) must be the ones the script passes to ``radiofind
 train``, or re-running it would not give the models the package ships.
 """
 
@@ -39,7 +39,7 @@ NAMES = sorted(ARRAYS["version"])
 
 def test_the_script_covers_every_bundled_model():
     assert NAMES == sorted(p.name for p in MODELS.iterdir() if (p / "card.json").exists())
-    for name in ("epochs", "bin", "horn", "gauss", "alphas", "confirm"):
+    for name in ("epochs", "bin", "horn", "gauss", "alphas", "bns", "confirm"):
         assert sorted(ARRAYS[name]) == NAMES, name
 
 
@@ -55,7 +55,9 @@ def test_card_matches_the_script(name):
     searched = demand.get("searched", {}).get("alpha", [demand["alpha"]])
     assert searched == [float(a) for a in ARRAYS["alphas"][name].split(",")]
     assert demand["alpha"] in searched
-    assert demand["b_n"] == float(script_option("--b-n"))
+    searched = demand.get("searched", {}).get("b_n", [demand["b_n"]])
+    assert searched == [float(b) for b in ARRAYS["bns"][name].split(",")]
+    assert demand["b_n"] in searched
     for flag, key in (("--steps-per-epoch", "steps_per_epoch"), ("--batch-size", "batch_size"),
                       ("--crop", "crop"), ("--seed", "seed")):
         assert training[key] == int(script_option(flag)), flag
