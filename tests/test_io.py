@@ -90,6 +90,16 @@ def test_staged_outputs_leave_nothing_on_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == []
 
 
+def test_scratch_files_are_never_outputs(tmp_path):
+    with staged_outputs(tmp_path / "out", ["a.txt"]) as stage:
+        stage.path("a.txt").write_text("done")
+        stage.scratch("work.fits").write_text("scratch")
+        with pytest.raises(ValueError):
+            stage.scratch("a.txt")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # the staging folder is gone
+
+
 def test_robust_rms_ignores_sources():
     rng = np.random.default_rng(5)
     data = rng.normal(0, 2.0, (512, 512))

@@ -43,6 +43,12 @@ class Staging:
             self.names.append(name)
         return self.tmpdir / name
 
+    def scratch(self, name: str) -> Path:
+        """A path for a working file that is not an output: removed with the staging folder."""
+        if name in self.names:
+            raise ValueError(f"{name} is an output, not scratch")
+        return self.tmpdir / name
+
 
 @contextmanager
 def staged_outputs(outdir: str | os.PathLike, names: Iterable[str] = (), *, overwrite: bool = False
