@@ -159,7 +159,7 @@ def refine_bright(data, x: np.ndarray, y: np.ndarray, noise, *, beam_pixels: flo
     if not ask.size:
         return x, y, int(bright.sum()), 0
     # A peak another detection already has (within the crossmatch radius) is not claimed again;
-    # of several detections led to one peak, the brightest peak's claim is taken first.
+    # where several detections are led to peaks within that radius, the brightest peak goes first.
     claim = DEBLEND_BEAMS * beam_pixels
     staying = np.ones(x.size, dtype=bool)
     staying[ask] = False
