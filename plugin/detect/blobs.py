@@ -567,8 +567,7 @@ def _tile_sums(block: np.ndarray, tau: float, lut: np.ndarray, origin, width: in
     raster = gy.astype(np.int64) * width + gx
     uid, inv = np.unique(ids, return_inverse=True)
     m = len(uid)
-    order = np.lexsort((raster, -w, inv))
-    best = order[np.unique(inv[order], return_index=True)[1]]
+    best = _top(w, raster, inv)
     first = np.full(m, np.iinfo(np.int64).max)
     np.minimum.at(first, inv, raster)
     out = {"id": uid, "area": np.bincount(inv, minlength=m).astype(float),
@@ -578,10 +577,16 @@ def _tile_sums(block: np.ndarray, tau: float, lut: np.ndarray, origin, width: in
            "first": first}
     if snr is not None:
         v = np.nan_to_num(snr[py, px].astype(np.float64), nan=-np.inf)
-        order = np.lexsort((raster, -v, inv))
-        top = order[np.unique(inv[order], return_index=True)[1]]
+        top = _top(v, raster, inv)
         out["input_max"], out["input_argmax"] = v[top], raster[top]
     return out
+
+
+def _top(value: np.ndarray, raster: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Per group (``group``: 0..m-1), the index of its highest ``value``, ties to the lowest
+    ``raster``: the first maximum in raster order, whichever tile it came from."""
+    order = np.lexsort((raster, -value, group))
+    return order[np.unique(group[order], return_index=True)[1]]
 
 
 def _combine(parts) -> dict[str, np.ndarray]:
@@ -593,8 +598,7 @@ def _combine(parts) -> dict[str, np.ndarray]:
                            for k in ("area", "sy", "sx", "sw", "swy", "swx")}
     for value, where in (("max", "argmax"), ("input_max", "input_argmax")):
         if value in cat:
-            order = np.lexsort((cat[where], -cat[value], inv))
-            best = order[np.unique(inv[order], return_index=True)[1]]
+            best = _top(cat[value], cat[where], inv)
             out[value], out[where] = cat[value][best], cat[where][best]
     first = np.full(m, np.iinfo(np.int64).max)
     np.minimum.at(first, inv, cat["first"])
