@@ -56,3 +56,20 @@ def dask_scheduler(address: str | None = None, *, progress: bool = False) -> Ite
             where = f"local threads ({os.cpu_count()} cores)"
         log.debug("dask runs on %s", where)
         yield where
+
+
+def release_memory() -> None:
+    """Hand memory freed by the worker threads back to the system (glibc's ``malloc_trim``).
+
+    glibc keeps what a thread frees in that thread's arena; after blob detection on a 32768²
+    image the process held ~0.3 GB it no longer used, which the catalogue step then added to:
+    peak memory rose 1.37 -> 1.49-1.54 GB when blob detection became faster, and trimming brought
+    it back. Elsewhere (other C libraries) this does nothing.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

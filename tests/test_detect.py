@@ -406,3 +406,52 @@ def test_each_bright_blob_reports_its_highest_input_pixel_across_tiles():
         np.testing.assert_array_equal(blobs.input_y[order], [32.0, np.nan])
     for other in (find_blobs(tmap, **kw), find_blobs(tmap, snr=snr, **{**kw, "bright": None})):
         assert np.isnan(other.input_x).all() and other.input_x.size == 2
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 2), (37, 61), (128, 96)])
+def test_fast_max_filter_equals_scipys(shape):
+    # TBD's square maxima (the deblending peaks, the reach around them) are running maxima; they
+    # must equal scipy's maximum_filter exactly, edges, -inf (blanks) and ties included.
+    from radiofind.detect.blobs import _max_at, _max_filter
+
+    rng = np.random.default_rng(sum(shape))
+    a = np.round(rng.normal(size=shape), 1).astype(np.float32)  # rounded: many ties
+    a[rng.random(shape) < 0.1] = -np.inf
+    for radius in (0, 1, 3, 9, 16):
+        np.testing.assert_array_equal(_max_filter(a, radius),
+                                      ndimage.maximum_filter(a, size=2 * radius + 1))
+    yy, xx = np.mgrid[-3:4, -3:4]
+    disc = np.hypot(yy, xx) <= 2.97
+    ys, xs = np.nonzero(rng.random(shape) < 0.3)
+    np.testing.assert_array_equal(_max_at(a, ys, xs, disc),
+                                  ndimage.maximum_filter(a, footprint=disc)[ys, xs])
+
+
+def test_each_groups_first_maximum_and_nearest_peak_match_brute_force():
+    # Per blob: its highest value, ties to the first in raster order (_top); each pixel of a
+    # split blob: its nearest peak, ties to the first peak (_assign_split).
+    from radiofind.detect.blobs import _assign_split, _top
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    group = rng.integers(0, 50, n)
+    group[:50] = np.arange(50)  # every group present
+    value = rng.integers(0, 5, n).astype(float)  # many ties
+    raster = rng.permutation(10 * n)[:n]
+    best = _top(value, raster, group)
+    for g in range(50):
+        members = np.nonzero(group == g)[0]
+        top = members[value[members] == value[members].max()]
+        assert best[g] == top[np.argmin(raster[top])]
+
+    ids = rng.integers(1, 8, n)
+    gy, gx = rng.integers(0, 40, n), rng.integers(0, 40, n)
+    split = {2: (np.array([[5, 5], [5, 25], [30, 10]]), np.array([2, 100, 101])),
+             6: (np.array([[20, 20], [20, 22]]), np.array([6, 102]))}
+    got = _assign_split(ids, gy, gx, split)
+    for i in range(n):
+        if ids[i] in split:
+            pk, sub = split[ids[i]]
+            assert got[i] == sub[np.argmin((pk[:, 0] - gy[i]) ** 2 + (pk[:, 1] - gx[i]) ** 2)]
+        else:
+            assert got[i] == ids[i]

@@ -100,7 +100,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     from radiofind.detect.models import resolve_model, select_model
     from radiofind.detect.positions import refine_bright
     from radiofind.noise import local_rms, pixel_values, robust_rms
-    from radiofind.parallel import dask_scheduler
+    from radiofind.parallel import dask_scheduler, release_memory
 
     formats = check_formats(formats)
     for name, value, low in (("delta_max", delta_max, 1), ("a_min", a_min, 1),
@@ -218,6 +218,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                            n_steps=int(tbd.get("n_steps", 50)),
                            deblend=tbd["deblend_beams"] * grid.beam_pixels,
                            snr=network_input, **split_levels(check["alpha"], check["b_n"]))
+        release_memory()
         t3 = time.perf_counter()
         src_noise = sigma if noise == "global" else pixel_values(rms, blobs.x, blobs.y)
         if factor != 1:
