@@ -446,8 +446,11 @@ def test_each_groups_first_maximum_and_nearest_peak_match_brute_force():
 
     ids = rng.integers(1, 8, n)
     gy, gx = rng.integers(0, 40, n), rng.integers(0, 40, n)
+    lattice = np.array([(y, x) for y in range(0, 40, 10) for x in range(0, 40, 10)])
     split = {2: (np.array([[5, 5], [5, 25], [30, 10]]), np.array([2, 100, 101])),
-             6: (np.array([[20, 20], [20, 22]]), np.array([6, 102]))}
+             6: (np.array([[20, 20], [20, 22]]), np.array([6, 102])),
+             # 16 peaks on a lattice: up to four tied at once (the pixel at (5, 5))
+             7: (lattice, np.concatenate([[7], np.arange(103, 118)]))}
     got = _assign_split(ids, gy, gx, split)
     for i in range(n):
         if ids[i] in split:

@@ -632,33 +632,39 @@ def _tile_sums(block: np.ndarray, tau: float, lut: np.ndarray, origin, width: in
 
 def _assign_split(ids: np.ndarray, gy: np.ndarray, gx: np.ndarray, split: dict) -> np.ndarray:
     """Pixels of split blobs (global ``ids``, at ``gy``, ``gx``) given the id of their nearest
-    peak (ties: the first in raster order), per the :func:`_split_plan` entries in ``split``."""
+    peak (ties: the first in raster order), per the :func:`_split_plan` entries in ``split``.
+
+    A k-d tree of every split blob's peaks, each blob in a plane of its own (a third coordinate
+    far apart per blob), finds the nearest: at low thresholds one blob can hold thousands of
+    peaks and a million pixels, too many for all pairwise distances.
+    """
+    from scipy.spatial import cKDTree
+
     gids = np.fromiter(split, dtype=np.int64, count=len(split))
     sel = np.nonzero(np.isin(ids, gids))[0]
     if not sel.size:
         return ids
     gids.sort()
-    k = np.array([len(split[int(g)][1]) for g in gids])
-    row = np.searchsorted(gids, ids[sel])
+    # The peaks, blob after blob, each blob's in raster order: among tied peaks of one blob the
+    # lowest index is the first in raster order.
+    pk = np.concatenate([split[int(g)][0] for g in gids]).astype(np.float64)
+    sub = np.concatenate([split[int(g)][1] for g in gids])
+    plane = np.repeat(np.arange(gids.size), [len(split[int(g)][1]) for g in gids])
+    apart = 4.0 * (np.ptp(np.concatenate([pk.ravel(), gy[sel], gx[sel]])) + 1.0)
+    tree = cKDTree(np.column_stack([pk, plane * apart]))
+    points = np.column_stack([gy[sel], gx[sel], np.searchsorted(gids, ids[sel]) * apart])
+    d, near = tree.query(points, k=2)  # every split blob has two peaks or more
+    nearest = near[:, 0]
+    tied = np.nonzero(d[:, 1] == d[:, 0])[0]
+    k = 2
+    while tied.size:
+        k = min(2 * k, len(sub))
+        d, near = tree.query(points[tied], k=k)
+        ties = d == d[:, :1]
+        nearest[tied] = np.where(ties, near, len(sub)).min(axis=1)
+        tied = tied[ties[:, -1] & (k < len(sub))]  # all k tied: there may be more
     out = ids.copy()
-    # Blobs with about as many peaks together (up to twice as many), each group's peaks in one
-    # table padded to its most: a padding peak is infinitely far, so it never wins. Pixels go in
-    # slices of at most 2^20 pixel-peak distances.
-    bucket = np.ceil(np.log2(k[row])).astype(int)
-    for b in np.unique(bucket):
-        here = np.nonzero(bucket == b)[0]
-        blobs, local = np.unique(row[here], return_inverse=True)
-        width = int(k[blobs].max())
-        py, px = np.full((2, blobs.size, width), np.inf)
-        sub = np.zeros((blobs.size, width), dtype=np.int64)
-        for j, r in enumerate(blobs):
-            pk, ids_r = split[int(gids[r])]
-            py[j, :len(ids_r)], px[j, :len(ids_r)], sub[j, :len(ids_r)] = pk[:, 0], pk[:, 1], ids_r
-        step = max(1, 2**20 // width)
-        for s in range(0, here.size, step):
-            i, j = here[s:s + step], local[s:s + step]
-            d2 = (gy[sel[i], None] - py[j]) ** 2 + (gx[sel[i], None] - px[j]) ** 2
-            out[sel[i]] = sub[j, np.argmin(d2, axis=1)]
+    out[sel] = sub[nearest]
     return out
 
 
