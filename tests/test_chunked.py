@@ -45,6 +45,35 @@ def test_blocks_read_lazily_equal_the_whole_image(tmp_path):
     np.testing.assert_allclose(got, np.round(part * 1e6) * 1e-6, atol=1e-9)
 
 
+def test_scattered_pixels_are_read_from_the_file_band_by_band(tmp_path):
+    # Catalogue peaks and the windows around detections are read from the memory-mapped FITS
+    # file (Image.pixels), a band of rows at a time: the same values as the dask array's, blanks
+    # and off-image positions included; images the map cannot read keep their dask array.
+    from radiofind.noise import pixel_values
+
+    data, *_ = make_image(200, n_sources=5)
+    data = data.copy()
+    data[10:20, 30:40] = np.nan
+    img = open_image(_cube(tmp_path, data), chunk=64)
+    assert img.pixels is img.points and img.points.pointwise
+    rng = np.random.default_rng(2)
+    x, y = rng.uniform(-5, 205, 3000), rng.uniform(-5, 205, 3000)
+    x[:5], y[:5] = 35.2, 14.8  # in the blank
+    expected = pixel_values(img.data, x, y)
+    assert np.isnan(expected[:5]).all() and np.isfinite(expected).sum() > 2500
+    np.testing.assert_array_equal(pixel_values(img.pixels, x, y), expected)
+    iy, ix = rng.integers(0, 200, (2, 40, 7))
+    for band_bytes in (1, 800 * 3, 2**26):  # one row, three rows, the whole image per band
+        np.testing.assert_array_equal(img.points._read_points((0, 0, iy, ix), band_bytes),
+                                      data[iy, ix])
+    scaled = fits.PrimaryHDU(np.round(data[:64, :64] * 1e6).astype(np.int16),
+                             header=make_header(64))
+    scaled.header["BSCALE"] = 1e-6
+    scaled.writeto(tmp_path / "int.fits")
+    other = open_image(tmp_path / "int.fits", chunk=20)
+    assert other.points is None and other.pixels is other.data
+
+
 def test_map_is_written_block_by_block_with_the_input_wcs(tmp_path):
     import dask.array as da
 

@@ -66,7 +66,7 @@ def sky_snr(other, ra, dec, noise: float) -> np.ndarray:
 
     ox, oy = other.world_to_pixel(ra, dec)
     with np.errstate(invalid="ignore"):
-        return pixel_values(other.data, ox, oy) / noise
+        return pixel_values(other.pixels, ox, oy) / noise
 
 
 def _kept(keep: np.ndarray, *per_detection):
@@ -230,7 +230,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
         peak_x, peak_y = unbinned_pixels(blobs.input_x, blobs.input_y, factor)
         extra = {"score": blobs.score, "area": blobs.area.astype(np.int32)}
         with np.errstate(invalid="ignore", divide="ignore"):
-            blob_snr = pixel_values(img.data, x, y) / src_noise
+            blob_snr = pixel_values(img.pixels, x, y) / src_noise
         weak = weak_response(blobs.score, blob_snr, **check)
         x, y, blob_snr, src_noise, peak_x, peak_y, extra = _kept(
             ~weak, x, y, blob_snr, src_noise, peak_x, peak_y, extra)
@@ -239,7 +239,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                      "point source's", int(weak.sum()), check["response_snr"],
                      check["min_response"])
         x, y, n_refined, n_to_peak = refine_bright(
-            img.data, x, y, src_noise, beam_pixels=img.beam_pixels, refine_snr=refine_snr,
+            img.pixels, x, y, src_noise, beam_pixels=img.beam_pixels, refine_snr=refine_snr,
             snr=blob_snr, blob_x=peak_x, blob_y=peak_y)
         log.info("%d detections with SNR >= %s placed on the image's peak; %d fainter ones moved "
                  "to a peak that bright in their blob", n_refined, refine_snr, n_to_peak)

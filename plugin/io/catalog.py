@@ -43,7 +43,7 @@ def make_catalog(image: Image, x: np.ndarray, y: np.ndarray, noise, *, finder: s
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     ra, dec = image.pixel_to_world(x, y)
-    peak = pixel_values(image.data, x, y)
+    peak = pixel_values(image.pixels, x, y)
     table = Table()
     table["id"] = np.arange(len(x), dtype=np.int32)
     table["ra"], table["dec"] = ra, dec

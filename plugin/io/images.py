@@ -55,6 +55,16 @@ class Image:
     beam: Beam
     header: fits.Header
     path: str = ""
+    # A reader of the file that reads scattered pixels by themselves (a memory map): see pixels.
+    points: Any = None
+
+    @property
+    def pixels(self):
+        """The pixels to read scattered values from (catalogue peaks, windows around
+        detections): the memory-mapped file where the image has one, so that only the pages
+        holding them are read (a dask array reads every block they fall in: on a 32768² image,
+        the whole 4.3 GB for each gather), else ``data``."""
+        return self.data if self.points is None else self.points
 
     @property
     def pixel_scale_deg(self) -> float:
@@ -140,6 +150,8 @@ def open_image(path: str | os.PathLike, *, require_beam: bool = True,
         img.data = da.from_array(reader, chunks=(chunk, chunk), lock=False, asarray=False,
                                  meta=np.empty((0, 0), dtype=np.float32),
                                  name=f"radiofind-image-{reader.token}")
+        if reader.pointwise:
+            img.points = reader
     return img
 
 
@@ -153,6 +165,7 @@ class _Plane:
     full_shape: tuple[int, ...]
     dtype = np.dtype(np.float32)
     ndim = 2
+    pointwise = False  # reads scattered pixels (index arrays) touching only their own pages
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -199,9 +212,12 @@ class FitsPlane(_Plane):
         # Plain float data: memory-map it directly; anything else through astropy's section.
         plain = not (scaled or compressed)
         self.raw_dtype = {-32: ">f4", -64: ">f8"}.get(bitpix) if plain else None
+        self.pointwise = self.raw_dtype is not None
 
     def _read(self, key):
         if self.raw_dtype is not None:
+            if isinstance(key[-1], np.ndarray):
+                return self._read_points(key)
             mm = np.memmap(self.path, dtype=self.raw_dtype, mode="r", offset=self.offset,
                            shape=self.full_shape)
             try:
@@ -210,6 +226,31 @@ class FitsPlane(_Plane):
                 del mm
         with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
             return np.array(hdul[self.hdu_index].section[key], dtype=np.float32)
+
+
+    def _read_points(self, key, band_bytes: int = 64 * 2**20):
+        """Scattered pixels ``key`` = (0, ..., iy, ix), integer arrays of one shape, by bands
+        of rows each mapped alone: the pages a map has touched count in the process's memory
+        until it is unmapped (one map for all of 1.4 M window pixels on a 32768² image took
+        peak RSS from 1.3 to 5.0 GB)."""
+        lead, iy, ix = key[:-2], np.asarray(key[-2]), np.asarray(key[-1])
+        flat_y, flat_x = iy.ravel(), ix.ravel()
+        order = np.argsort(flat_y, kind="stable")
+        ys = flat_y[order]
+        out = np.empty(ys.size, dtype=np.float32)
+        rows = max(1, band_bytes // (self.full_shape[-1] * np.dtype(self.raw_dtype).itemsize))
+        start = 0
+        while start < ys.size:
+            stop = int(np.searchsorted(ys, ys[start] + rows))
+            mm = np.memmap(self.path, dtype=self.raw_dtype, mode="r", offset=self.offset,
+                           shape=self.full_shape)
+            try:
+                at = order[start:stop]
+                out[at] = mm[lead + (flat_y[at], flat_x[at])]
+            finally:
+                del mm
+            start = stop
+        return out.reshape(iy.shape)
 
 
 class CasaPlane(_Plane):
