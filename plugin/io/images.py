@@ -227,7 +227,6 @@ class FitsPlane(_Plane):
         with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
             return np.array(hdul[self.hdu_index].section[key], dtype=np.float32)
 
-
     def _read_points(self, key, band_bytes: int = 64 * 2**20):
         """Scattered pixels ``key`` = (0, ..., iy, ix), integer arrays of one shape, by bands
         of rows each mapped alone: the pages a map has touched count in the process's memory
