@@ -497,7 +497,7 @@ def _peak_mask(block: np.ndarray, snr: np.ndarray | None = None, *, separation: 
         by, bx = np.nonzero(beside)
         yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
         disc = _max_at(filled, by, bx, np.hypot(yy, xx) <= max(separation, 1.5))
-        near = _max_at(np.nan_to_num(snr, nan=-np.inf), by, bx, np.ones((3, 3), dtype=bool))
+        near = _max_at(snr, by, bx, np.ones((3, 3), dtype=bool))
         keep = (filled[by, bx] == disc) & (near >= BESIDE_SNR)
         beside[by[~keep], bx[~keep]] = False
         out[beside] = 1
@@ -559,13 +559,14 @@ def _max_1d(a: np.ndarray, radius: int, axis: int) -> np.ndarray:
 
 def _max_at(a: np.ndarray, ys: np.ndarray, xs: np.ndarray, footprint: np.ndarray) -> np.ndarray:
     """The maximum of ``a`` over ``footprint`` (odd-sized, centred) around each (ys, xs), pixels
-    off the array left out: ``maximum_filter(a, footprint=footprint)[ys, xs]`` at a few pixels."""
+    off the array and NaN pixels left out (-inf where nothing is left): ``maximum_filter`` of
+    ``a`` with NaN as -inf, read at a few pixels."""
     hy, hx = footprint.shape[0] // 2, footprint.shape[1] // 2
     dy, dx = np.nonzero(footprint)
     wy, wx = ys[:, None] + (dy - hy), xs[:, None] + (dx - hx)
     inside = (wy >= 0) & (wy < a.shape[0]) & (wx >= 0) & (wx < a.shape[1])
-    vals = np.where(inside, a[np.clip(wy, 0, a.shape[0] - 1), np.clip(wx, 0, a.shape[1] - 1)],
-                    -np.inf)
+    vals = a[np.clip(wy, 0, a.shape[0] - 1), np.clip(wx, 0, a.shape[1] - 1)]
+    vals = np.where(inside & ~np.isnan(vals), vals, -np.inf)
     return vals.max(axis=1)
 
 
