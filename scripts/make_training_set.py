@@ -6,6 +6,9 @@ at natural and uniform weighting + truth) at its own pointing, drawn from the fi
 whose folder already holds simulation.json is skipped, so a killed run continues where it stopped.
 
     python scripts/make_training_set.py --telescope meerkat --fields 160 --out data/meerkat
+
+``--only`` simulates some of those fields alone, each exactly as in the whole set (e.g. a model
+card's validation fields, to re-run its TBD search with scripts/retune_tbd.py).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ def main() -> None:
                     help="exponential SNR scales, cycled over the fields (1.5 = DeepSource; a "
                          "flatter 3.0 gives the uniform-weighting images enough detectable "
                          "sources)")
+    ap.add_argument("--only", help="comma-separated field names or seeds of the set to simulate "
+                    "(default: all)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -46,9 +51,14 @@ def main() -> None:
 
     out = Path(args.out)
     scales = [float(v) for v in args.snr_scales.split(",")]
-    for k, seed in enumerate(range(args.first_seed, args.first_seed + args.fields)):
+    only = {int(v.strip().rsplit("-", 1)[-1]) for v in args.only.split(",")} if args.only else None
+    seeds = range(args.first_seed, args.first_seed + args.fields)
+    if only and not only <= set(seeds):
+        ap.error(f"--only: seeds {sorted(only - set(seeds))} are not in the set "
+                 f"({args.first_seed}-{seeds[-1]})")
+    for k, seed in enumerate(seeds):
         field = out / f"{args.telescope}-{seed}"
-        if (field / "simulation.json").exists():
+        if (only and seed not in only) or (field / "simulation.json").exists():
             continue
         ra, dec = pointing(seed)
         t0 = time.perf_counter()

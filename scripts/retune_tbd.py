@@ -3,6 +3,7 @@
 
     python scripts/retune_tbd.py plugin/models/meerkat-natural data/meerkat [--centres LIST]
     python scripts/retune_tbd.py plugin/models/meerkat-uniform data/meerkat --confirm-with natural
+    python scripts/retune_tbd.py plugin/models/askap-uniform data/askap --symmetries 8
 
 For a model trained before the search changed: a wider grid (meerkat-natural v2 was re-searched
 this way after the Δmax grid grew to 51200) or fewer centre rules. By default only the centroid
@@ -25,10 +26,14 @@ ap.add_argument("--response-check", action="store_true",
 ap.add_argument("--confirm-with", help="also search the TBD settings for detect --confirm-image "
                 "with each validation field's image of this weighting (radiofind train "
                 "--confirm-with)")
+ap.add_argument("--symmetries", type=int, choices=(1, 2, 4, 8),
+                help="search the network's answers averaged over this many orientations of each "
+                "image, and have detect average as many (default: the card's)")
 args = ap.parse_args()
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 card = retune(model=args.model, data=args.data, centres=args.centres.split(","),
-              response_check=args.response_check, confirm_with=args.confirm_with)
+              response_check=args.response_check, confirm_with=args.confirm_with,
+              symmetries=args.symmetries)
 print(card["tbd"], card["validation"]["PC3"], card["validation"]["S90"])
 if "tbd_confirmed" in card:
     print("confirmed:", card["tbd_confirmed"])

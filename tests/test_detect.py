@@ -125,6 +125,46 @@ def test_onnx_runtime_computes_the_keras_map(tmp_path, arch):
     np.testing.assert_allclose(chunked, keras_map, atol=1e-5 * np.abs(keras_map).max())
 
 
+def test_symmetrised_map_averages_the_turned_and_flipped_images_and_chunks_alike():
+    """--symmetries N: the mean of the network's maps of the image in N orientations, each turned
+    back; the same on uneven chunks as in one pass; invariant under the group it averages over."""
+    import keras
+
+    from radiofind.detect.inference import KerasBlock, SymmetrisedBlock, predict_map
+    from radiofind.detect.network import DEFAULT_ARCHITECTURE, build_network
+
+    keras.utils.set_random_seed(1)
+    net = build_network(**DEFAULT_ARCHITECTURE)
+    data = np.random.default_rng(1).normal(size=(90, 131)).astype(np.float32)
+    data[20, 30] += 20.0
+    block = KerasBlock(net)
+    plain = predict_map(block, DEFAULT_ARCHITECTURE, data)
+    turned = np.rot90(predict_map(block, DEFAULT_ARCHITECTURE, np.rot90(data, 2).copy()), -2)
+    quarter = np.rot90(predict_map(block, DEFAULT_ARCHITECTURE, np.rot90(data, 1).copy()), -1)
+    assert np.abs(turned - plain).max() > 1e-3 * np.abs(plain).max()  # the network is not symmetric
+    tol = 1e-5 * np.abs(plain).max()
+    np.testing.assert_array_equal(predict_map(SymmetrisedBlock(block, 1), DEFAULT_ARCHITECTURE,
+                                              data), plain)
+    two = predict_map(SymmetrisedBlock(block, 2), DEFAULT_ARCHITECTURE, data)
+    np.testing.assert_allclose(two, (plain + turned) / 2, atol=tol)
+    for n in (2, 4, 8):
+        sym = SymmetrisedBlock(block, n)
+        whole = predict_map(sym, DEFAULT_ARCHITECTURE, data)
+        chunked = predict_map(sym, DEFAULT_ARCHITECTURE, data, chunk=64)  # 64+26 by 64+64+3
+        np.testing.assert_allclose(chunked, whole, atol=tol)
+        # averaged over a group: the map of the half-turned image is the half-turned map
+        again = predict_map(sym, DEFAULT_ARCHITECTURE, np.rot90(data, 2).copy())
+        np.testing.assert_allclose(np.rot90(again, -2), whole, atol=tol)
+    four = predict_map(SymmetrisedBlock(block, 4), DEFAULT_ARCHITECTURE, data)
+    assert np.abs(four - two).max() > 1e-3 * np.abs(plain).max()  # quarter turns count
+    assert np.abs(quarter - plain).max() > 1e-3 * np.abs(plain).max()
+    eight = SymmetrisedBlock(block, 8)
+    mirrored = predict_map(eight, DEFAULT_ARCHITECTURE, data[:, ::-1].copy())[:, ::-1]
+    np.testing.assert_allclose(mirrored, predict_map(eight, DEFAULT_ARCHITECTURE, data), atol=tol)
+    with pytest.raises(ValueError, match="1, 2, 4 or 8"):
+        SymmetrisedBlock(block, 3)
+
+
 def test_bundled_models_give_the_same_map_in_both_runtimes():
     from radiofind.detect.inference import predict_map
     from radiofind.detect.models import bundled_models

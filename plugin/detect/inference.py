@@ -133,6 +133,39 @@ class OnnxBlock(BlockFunction):
         return out[0, 0]
 
 
+#: The symmetries of the square a symmetrised block averages over, in this order: the first two
+#: (identity, half turn) map an interferometer's PSF onto itself (it is real, so B(-x) = B(x));
+#: the rest (quarter turns, flips) are the augmentations training crops are drawn with.
+#: The first 2, 4 and 8 are each a group (half turns, quarter turns, all eight).
+SYMMETRIES = tuple((turns, flip) for flip in (False, True) for turns in (0, 2, 1, 3))
+
+
+class SymmetrisedBlock(BlockFunction):
+    """The mean of a block function over ``n`` symmetries of the square (:data:`SYMMETRIES`):
+    the block is turned and flipped, run, and the map turned back.
+
+    A network trained on turned and flipped crops answers a source the same way in any
+    orientation, but a noise pattern differently: averaging its answers is an ensemble of ``n``
+    networks for one network's weights (test-time augmentation), at ``n`` times the work. Each
+    orientation sees the whole block with the same zero padding at its edges, so chunked maps
+    still equal one-pass maps to float rounding.
+    """
+
+    def __init__(self, inner: BlockFunction, n: int):
+        if n not in (1, 2, 4, 8):
+            raise ValueError(f"symmetries must be 1, 2, 4 or 8, got {n}")
+        self.inner, self.n = inner, n
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        total = None
+        for turns, flip in SYMMETRIES[:self.n]:
+            b = block[:, ::-1] if flip else block
+            out = np.rot90(self.inner(np.ascontiguousarray(np.rot90(b, turns))), -turns)
+            out = out[:, ::-1] if flip else out
+            total = out.astype(np.float32) if total is None else total + out
+        return total / np.float32(self.n)
+
+
 def predict_map(model, arch: dict, data, *, chunk: int = DEFAULT_CHUNK):
     """Apply ``model`` to a 2-D noise-normalised image, chunk by chunk.
 

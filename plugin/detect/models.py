@@ -58,6 +58,11 @@ class Model:
         conf = self.card.get("tbd_confirmed")
         return {k: conf.get(k) for k in TBD_KEYS} if conf else None
 
+    @property
+    def symmetries(self) -> int:
+        """Orientations of the image whose network answers detect averages (1: the image as is)."""
+        return int(self.card.get("symmetries", 1))
+
     def beam_range(self) -> tuple[float, float]:
         """Beams (sqrt(BMAJ BMIN)) it is valid for, in pixels of its training images."""
         lo, hi = self.card["valid"]["beam_pixels"]

@@ -86,8 +86,8 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
            chunk: int = 1024, scheduler: str | None = None, progress: bool = False,
            refine_snr: float | None = 5.0, response_snr: float | None = None,
            min_response: float | None = None, confirm_image: str | None = None,
-           confirm_snr: float = CONFIRM_SNR, formats=("fits", "csv", "ds9", "crtf"),
-           overwrite: bool = False) -> dict:
+           confirm_snr: float = CONFIRM_SNR, symmetries: int | None = None,
+           formats=("fits", "csv", "ds9", "crtf"), overwrite: bool = False) -> dict:
     """Detect point sources in ``image`` and write the catalogue and the output map.
 
     Parameters are those of the ``radiofind.detect`` cab. Returns a summary dict (model used,
@@ -96,7 +96,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     import dask.array as da
 
     from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs, split_levels, weak_response
-    from radiofind.detect.inference import predict_map
+    from radiofind.detect.inference import SymmetrisedBlock, predict_map
     from radiofind.detect.models import resolve_model, select_model
     from radiofind.detect.positions import refine_bright
     from radiofind.noise import local_rms, pixel_values, robust_rms
@@ -117,6 +117,8 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
             raise RadiofindError(f"{name} must be a number >= 0, got {value}")
     if not (math.isfinite(confirm_snr) and confirm_snr >= 0):
         raise RadiofindError(f"confirm_snr must be a number >= 0, got {confirm_snr}")
+    if symmetries is not None and symmetries not in (1, 2, 4, 8):
+        raise RadiofindError(f"symmetries must be 1, 2, 4 or 8, got {symmetries}")
     if noise not in ("global", "local"):
         raise RadiofindError(f"noise must be 'global' or 'local', got {noise!r}")
     t0 = time.perf_counter()
@@ -134,6 +136,9 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
         mdl, why = select_model(img.telescope, img.beam.size_deg * 3600.0, img.beam_pixels,
                                 str(img.header.get("WSCWEIGH", "")))
     log.info("using model %s (%s)", mdl.name, why)
+    n_sym = int(symmetries or mdl.symmetries)
+    if n_sym > 1:
+        log.info("network answers averaged over %d orientations of the image", n_sym)
     tbd = {"deblend_beams": DEBLEND_BEAMS, **mdl.tbd}
     # With a confirmation image, the TBD settings searched with one confirming, if the card has
     # them (radiofind train --confirm-with): the other image removes most noise peaks, so they
@@ -195,7 +200,8 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
             raise RadiofindError(f"{image}: {err}") from None
         normalised = da.where(finite, data / rms, 0.0).astype(np.float32)
         t1 = time.perf_counter()
-        tmap = da.where(finite, predict_map(mdl.block(), mdl.architecture, normalised), np.nan)
+        tmap = da.where(finite, predict_map(
+            SymmetrisedBlock(mdl.block(), n_sym), mdl.architecture, normalised), np.nan)
         map_path = stage.path(map_name)
         # RFTHRESH is reserved now and filled in after TBD, so the header keeps its size and the
         # update is in place (a header that grows would make astropy rewrite the whole map).
@@ -264,7 +270,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
         table.meta.update({"MODEL": mdl.name, "THRESH": blobs.threshold,
                            "THRRULE": "fixed" if threshold is not None else "dynamic",
                            "AMIN": int(tbd["a_min"]), "CENTRE": tbd["centre"],
-                           "NOISEMAP": noise, "BIN": factor,
+                           "NOISEMAP": noise, "BIN": factor, "SYMMETRY": n_sym,
                            "RESPSNR": check["response_snr"], "MINRESP": check["min_response"],
                            # FITS headers hold no inf: "off" when no detection may move.
                            "REFSNR": (float(refine_snr) if refine_snr is not None
@@ -282,7 +288,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                "noise": sigma, "noise_mode": noise, "tbd": tbd, "tbd_for": tbd_for,
                "n_refined": n_refined, "n_to_blob_peak": n_to_peak,
                "response_check": check, "n_weak_response": int(weak.sum()),
-               "n_unconfirmed": n_unconfirmed, "n_outside_confirmation": n_outside,
+               "symmetries": n_sym, "n_unconfirmed": n_unconfirmed, "n_outside_confirmation": n_outside,
                "catalog": str(Path(outdir) / names.get("fits", names[formats[0]])),
                "map": str(Path(outdir) / map_name), "chunk": chunk, "bin": factor,
                "scheduler": where,

@@ -131,18 +131,21 @@ def search_confirmed(fields, tmaps, folders, *, confirm_with: str, n_steps: int,
 
 
 def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: bool = False,
-           confirm_with: str | None = None) -> dict:
+           confirm_with: str | None = None, symmetries: int | None = None) -> dict:
     """Re-run the TBD search of a trained model on its own validation fields; update its card.
 
     The validation fields are the ones named in the card, read from ``data``. The network is not
     retrained. The card's ``tbd`` and ``validation`` are replaced and the search is written to
     ``history.json`` (``tbd_search``); with ``confirm_with`` (a weighting), the search with
     that image confirming is run too (:func:`search_confirmed`) and written as the card's
-    ``tbd_confirmed`` and the history's ``tbd_search_confirmed``. Returns the new card.
+    ``tbd_confirmed`` and the history's ``tbd_search_confirmed``. ``symmetries``: search the
+    maps averaged over that many orientations (:class:`~radiofind.detect.inference.
+    SymmetrisedBlock`), and record it in the card for detect (default: the card's). Returns the
+    new card.
     """
     from pathlib import Path
 
-    from radiofind.detect.inference import predict_map
+    from radiofind.detect.inference import SymmetrisedBlock, predict_map
     from radiofind.detect.models import load_model
     from radiofind.evaluate.run import json_safe
     from radiofind.training.dataset import load_field
@@ -152,8 +155,12 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     folders = [Path(data) / name for name in card["validation"]["fields"]]
     check_confirm_with(confirm_with, card["weighting"], folders)
     fields = [load_field(f, card["weighting"], bin=mdl.trained_bin) for f in folders]
-    net = mdl.block()
+    n_sym = check_symmetries(symmetries or mdl.symmetries)
+    net = SymmetrisedBlock(mdl.block(), n_sym)
     tmaps = [predict_map(net, mdl.architecture, f.normalised) for f in fields]
+    card.pop("symmetries", None)
+    if n_sym > 1:
+        card["symmetries"] = n_sym
     n_steps = int(card["tbd"].get("n_steps", 50))
     best, trials = search_tbd(fields, tmaps, n_steps=n_steps, centres=centres,
                               demand=card["demand"], response_check=response_check)
@@ -175,6 +182,13 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     history_path.write_text(json.dumps(history, indent=1, allow_nan=False) + "\n")
     log.info("retuned %s: %s", mdl.name, best)
     return card
+
+
+def check_symmetries(n: int) -> int:
+    """``n`` if it is a number of orientations detect can average over, else an error."""
+    if n not in (1, 2, 4, 8):
+        raise RadiofindError(f"symmetries must be 1, 2, 4 or 8, got {n}")
+    return int(n)
 
 
 def truth_snrs(fields) -> dict:
@@ -354,11 +368,12 @@ def _values(name: str, value, low: float, high: float | None = None) -> list[flo
 def fit_network(train_fields, val_fields, *, demand: dict, rng: np.random.Generator, seed: int,
                 epochs: int, steps_per_epoch: int, batch_size: int, crop: int,
                 learning_rate: float, n_steps: int, centres, architecture: dict,
-                response_check: bool = False) -> dict:
-    """Train one network for one demand image, then search its TBD settings on validation."""
+                response_check: bool = False, symmetries: int = 1) -> dict:
+    """Train one network for one demand image, then search its TBD settings on validation
+    (on its maps averaged over ``symmetries`` orientations, as detect will make them)."""
     import keras
 
-    from radiofind.detect.inference import predict_map
+    from radiofind.detect.inference import KerasBlock, SymmetrisedBlock, predict_map
     from radiofind.detect.network import DEFAULT_ARCHITECTURE, build_network
     from radiofind.training.dataset import attach_demand, random_crops
 
@@ -378,7 +393,8 @@ def fit_network(train_fields, val_fields, *, demand: dict, rng: np.random.Genera
         log.info("alpha %g, b_n %g: epoch %d/%d loss %.5f", demand["alpha"], demand["b_n"],
                  epoch + 1, epochs, losses[-1])
     seconds = time.perf_counter() - t0
-    tmaps = [predict_map(net, arch, f.normalised) for f in val_fields]
+    block = SymmetrisedBlock(KerasBlock(net), symmetries)
+    tmaps = [predict_map(block, arch, f.normalised) for f in val_fields]
     best, trials = search_tbd(val_fields, tmaps, n_steps=n_steps, centres=centres,
                               demand=demand, response_check=response_check)
     log.info("alpha %g, b_n %g: best TBD on validation %s", demand["alpha"], demand["b_n"], best)
@@ -402,8 +418,8 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
           learning_rate: float = 1e-3, alpha=(0.75,), b_n=(0.05,),
           horn_radius: float = 15.0, gauss_fwhm: float = 10.0, n_steps: int = 50, bin: int = 1,
           centres=SEARCH_CENTRES, filters: int = 12, n_layers: int = 5,
-          response_check: bool = False, confirm_with: str | None = None, seed: int = 1,
-          overwrite: bool = False) -> dict:
+          response_check: bool = False, confirm_with: str | None = None, symmetries: int = 1,
+          seed: int = 1, overwrite: bool = False) -> dict:
     """Train a model on the simulated fields in ``data`` and write it to ``outdir``.
 
     ``alpha`` and ``b_n`` may be lists: one network is trained (same seed, same crops) for each
@@ -412,7 +428,9 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
     network's loss curve and full TBD search in ``history.json``. ``confirm_with`` (a weighting,
     e.g. natural for a uniform model): the kept network's TBD settings are also searched with
     each validation field's image of that weighting confirming (:func:`search_confirmed`), for
-    detect --confirm-image (card ``tbd_confirmed``).
+    detect --confirm-image (card ``tbd_confirmed``). ``symmetries``: the TBD searches run on
+    the maps averaged over that many orientations of each image, and detect averages as many
+    (card ``symmetries``).
     """
     import copy
 
@@ -432,6 +450,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
     if not 0 < val_fraction < 1:
         raise RadiofindError(f"val_fraction must be in (0, 1), got {val_fraction}")
     alphas, b_ns = _values("alpha", alpha, 0.0, 2.0), _values("b_n", b_n, 0.0)
+    symmetries = check_symmetries(symmetries)
     folders = find_fields(data, weighting)
     if len(folders) < 2:
         raise RadiofindError("need at least 2 fields (training + validation), "
@@ -462,7 +481,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
                               batch_size=batch_size, crop=crop, learning_rate=learning_rate,
                               n_steps=n_steps, centres=centres,
                               architecture={"filters": filters, "n_layers": n_layers},
-                              response_check=response_check)
+                              response_check=response_check, symmetries=symmetries)
             fit["demand"] = demand
             searched.append({"alpha": a, "b_n": b, **fit["best"],
                              "final_loss": fit["losses"][-1],
@@ -484,6 +503,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
         card = {
             "name": name, "version": str(version), "telescope": telescope, "weighting": weighting,
             "architecture": kept["arch"],
+            **({"symmetries": symmetries} if symmetries > 1 else {}),
             "input": {"bin": bin,
                       "normalisation": "image averaged in bin x bin pixel blocks (bin scaled "
                                        "with the beam at detection), divided by "
