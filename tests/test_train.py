@@ -220,8 +220,10 @@ def test_train_confirm_with_searches_tbd_for_confirmation_and_detect_uses_it(tmp
         _second_image(tmp_path / "data" / f"field-{k}", keep=3)
     card = train(data=str(tmp_path / "data"), outdir=str(tmp_path / "model"), epochs=1,
                  steps_per_epoch=2, batch_size=4, crop=32, horn_radius=3, gauss_fwhm=2, seed=3,
-                 confirm_with="uniform")
+                 confirm_with="uniform", symmetries=2)
     conf = card["tbd_confirmed"]
+    # both searches ran on the maps averaged over two orientations, and say so
+    assert card["tbd"]["symmetries"] == 2 and conf["symmetries"] == 2
     assert conf["confirm_with"] == "uniform" and conf["confirm_snr"] == CONFIRM_SNR
     assert (conf["delta_max"] is None) != (conf["threshold"] is None)
     assert set(conf["validation"]) >= {"PC3", "S90", "C_ge5", "P_ge5"}
@@ -229,19 +231,26 @@ def test_train_confirm_with_searches_tbd_for_confirmation_and_detect_uses_it(tmp
     assert len(history["tbd_search_confirmed"]) == len(history["tbd_search"])
     # detect takes these settings only with a confirmation image; options still win.
     saved = json.loads((tmp_path / "model" / "card.json").read_text())
-    saved["tbd_confirmed"] |= {"delta_max": None, "threshold": 0.3, "a_min": 7}
+    saved["tbd_confirmed"] |= {"delta_max": None, "threshold": 0.3, "a_min": 7, "symmetries": 1}
+    saved["tbd"]["symmetries"] = 4
     (tmp_path / "model" / "card.json").write_text(json.dumps(saved))
     image = str(tmp_path / "data" / "field-0" / "natural-image.fits")
     other = str(tmp_path / "data" / "field-0" / "uniform-image.fits")
     args = {"image": image, "model": str(tmp_path / "model"), "formats": ["fits"]}
     plain = detect(outdir=str(tmp_path / "plain"), **args)
     assert plain["tbd_for"] == "search" and plain["tbd"]["a_min"] == saved["tbd"]["a_min"]
+    assert plain["symmetries"] == 4 and Table.read(plain["catalog"]).meta["SYMMETRY"] == 4
     conf = detect(outdir=str(tmp_path / "conf"), confirm_image=other, **args)
     assert conf["tbd_for"] == "confirmation" and conf["tbd"]["a_min"] == 7
     assert conf["threshold"] == 0.3 and conf["threshold_rule"] == "fixed"
+    assert conf["symmetries"] == 1
     assert Table.read(conf["catalog"]).meta["TBDFOR"] == "confirmation"
-    mine = detect(outdir=str(tmp_path / "mine"), confirm_image=other, a_min=2, **args)
-    assert mine["tbd"]["a_min"] == 2
+    mine = detect(outdir=str(tmp_path / "mine"), confirm_image=other, a_min=2, symmetries=8,
+                  **args)
+    assert mine["tbd"]["a_min"] == 2 and mine["symmetries"] == 8
+    with pytest.raises(RadiofindError, match="symmetries must be 1, 2, 4 or 8"):
+        detect(outdir=str(tmp_path / "bad"), symmetries=3, **args)
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize("case", ["same", "missing"])

@@ -24,7 +24,8 @@ import numpy as np
 from radiofind.errors import RadiofindError
 
 # The TBD settings a card's search chooses (``tbd``, ``tbd_confirmed``).
-TBD_KEYS = ("delta_max", "threshold", "a_min", "centre", "response_snr", "min_response")
+TBD_KEYS = ("delta_max", "threshold", "a_min", "centre", "response_snr", "min_response",
+            "symmetries")
 
 log = logging.getLogger("radiofind.detect")
 
@@ -57,11 +58,6 @@ class Model:
         --confirm-with), as their :data:`TBD_KEYS`; None if the card has none."""
         conf = self.card.get("tbd_confirmed")
         return {k: conf.get(k) for k in TBD_KEYS} if conf else None
-
-    @property
-    def symmetries(self) -> int:
-        """Orientations of the image whose network answers detect averages (1: the image as is)."""
-        return int(self.card.get("symmetries", 1))
 
     def beam_range(self) -> tuple[float, float]:
         """Beams (sqrt(BMAJ BMIN)) it is valid for, in pixels of its training images."""

@@ -136,9 +136,6 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
         mdl, why = select_model(img.telescope, img.beam.size_deg * 3600.0, img.beam_pixels,
                                 str(img.header.get("WSCWEIGH", "")))
     log.info("using model %s (%s)", mdl.name, why)
-    n_sym = int(symmetries or mdl.symmetries)
-    if n_sym > 1:
-        log.info("network answers averaged over %d orientations of the image", n_sym)
     tbd = {"deblend_beams": DEBLEND_BEAMS, **mdl.tbd}
     # With a confirmation image, the TBD settings searched with one confirming, if the card has
     # them (radiofind train --confirm-with): the other image removes most noise peaks, so they
@@ -150,7 +147,12 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                  mdl.card["tbd_confirmed"].get("confirm_with", "second"))
     tbd.update({k: v for k, v in (("delta_max", delta_max), ("a_min", a_min), ("centre", centre),
                                   ("deblend_beams", deblend), ("response_snr", response_snr),
-                                  ("min_response", min_response)) if v is not None})
+                                  ("min_response", min_response), ("symmetries", symmetries))
+                if v is not None})
+    # The map averaged over this many orientations of the image (card: searched with the rule).
+    n_sym = int(tbd.get("symmetries") or 1)
+    if n_sym > 1:
+        log.info("network answers averaged over %d orientations of the image", n_sym)
     # The response check: the model's, searched with its TBD settings; none in older cards.
     demand = mdl.card.get("demand", {})
     check = {"alpha": float(demand.get("alpha", 1.0)), "b_n": float(demand.get("b_n", 0.0)),

@@ -140,8 +140,8 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     that image confirming is run too (:func:`search_confirmed`) and written as the card's
     ``tbd_confirmed`` and the history's ``tbd_search_confirmed``. ``symmetries``: search the
     maps averaged over that many orientations (:class:`~radiofind.detect.inference.
-    SymmetrisedBlock`), and record it in the card for detect (default: the card's). Returns the
-    new card.
+    SymmetrisedBlock`; default: the card's ``tbd.symmetries``, else 1), recorded with the
+    settings searched. Returns the new card.
     """
     from pathlib import Path
 
@@ -155,15 +155,13 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     folders = [Path(data) / name for name in card["validation"]["fields"]]
     check_confirm_with(confirm_with, card["weighting"], folders)
     fields = [load_field(f, card["weighting"], bin=mdl.trained_bin) for f in folders]
-    n_sym = check_symmetries(symmetries or mdl.symmetries)
+    n_sym = check_symmetries(symmetries or card["tbd"].get("symmetries") or 1)
     net = SymmetrisedBlock(mdl.block(), n_sym)
     tmaps = [predict_map(net, mdl.architecture, f.normalised) for f in fields]
-    card.pop("symmetries", None)
-    if n_sym > 1:
-        card["symmetries"] = n_sym
     n_steps = int(card["tbd"].get("n_steps", 50))
     best, trials = search_tbd(fields, tmaps, n_steps=n_steps, centres=centres,
                               demand=card["demand"], response_check=response_check)
+    best["symmetries"] = n_sym
     card["tbd"].update(tbd_settings(best, centres, response_check),
                        retuned="TBD search re-run on the trained network "
                                "(radiofind.training.train.retune, scripts/retune_tbd.py)")
@@ -175,6 +173,7 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
         best_c, trials_c = search_confirmed(fields, tmaps, folders, confirm_with=confirm_with,
                                             n_steps=n_steps, centres=centres,
                                             demand=card["demand"])
+        best_c["symmetries"] = n_sym
         card["tbd_confirmed"] = confirmed_tbd(best_c, centres, confirm_with)
         history["tbd_search_confirmed"] = json_safe(trials_c)
     card = json_safe(card)
@@ -397,6 +396,7 @@ def fit_network(train_fields, val_fields, *, demand: dict, rng: np.random.Genera
     tmaps = [predict_map(block, arch, f.normalised) for f in val_fields]
     best, trials = search_tbd(val_fields, tmaps, n_steps=n_steps, centres=centres,
                               demand=demand, response_check=response_check)
+    best["symmetries"] = symmetries
     log.info("alpha %g, b_n %g: best TBD on validation %s", demand["alpha"], demand["b_n"], best)
     return {"net": net, "arch": arch, "losses": losses, "best": best, "trials": trials,
             "seconds": seconds, "tmaps": tmaps}
@@ -430,7 +430,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
     each validation field's image of that weighting confirming (:func:`search_confirmed`), for
     detect --confirm-image (card ``tbd_confirmed``). ``symmetries``: the TBD searches run on
     the maps averaged over that many orientations of each image, and detect averages as many
-    (card ``symmetries``).
+    (card ``tbd.symmetries`` and ``tbd_confirmed.symmetries``).
     """
     import copy
 
@@ -498,12 +498,12 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
             confirmed = search_confirmed(val_fields, kept["tmaps"], val_folders,
                                          confirm_with=confirm_with, n_steps=n_steps,
                                          centres=centres, demand=demand)
+            confirmed[0]["symmetries"] = symmetries
         np.savez(stage.path("weights.npz"), **get_weights(kept["net"]))
         name = name or f"{telescope.lower()}-{weighting}"
         card = {
             "name": name, "version": str(version), "telescope": telescope, "weighting": weighting,
             "architecture": kept["arch"],
-            **({"symmetries": symmetries} if symmetries > 1 else {}),
             "input": {"bin": bin,
                       "normalisation": "image averaged in bin x bin pixel blocks (bin scaled "
                                        "with the beam at detection), divided by "
