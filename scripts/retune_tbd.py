@@ -29,11 +29,13 @@ ap.add_argument("--confirm-with", help="also search the TBD settings for detect 
 ap.add_argument("--symmetries", type=int, choices=(1, 2, 4, 8),
                 help="search the network's answers averaged over this many orientations of each "
                 "image, and have detect average as many (default: the card's)")
+ap.add_argument("--taper-check", action="store_true",
+                help="also search the taper check (radiofind train --taper-check)")
 args = ap.parse_args()
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 card = retune(model=args.model, data=args.data, centres=args.centres.split(","),
               response_check=args.response_check, confirm_with=args.confirm_with,
-              symmetries=args.symmetries)
+              symmetries=args.symmetries, taper_check=args.taper_check)
 print(card["tbd"], card["validation"]["PC3"], card["validation"]["S90"])
 if "tbd_confirmed" in card:
     print("confirmed:", card["tbd_confirmed"])

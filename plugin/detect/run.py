@@ -26,6 +26,7 @@ from radiofind.io.images import (
     binned,
     check_another,
     open_image,
+    tapered,
     unbinned_pixels,
 )
 from radiofind.io.outputs import staged_outputs
@@ -87,6 +88,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
            refine_snr: float | None = 5.0, response_snr: float | None = None,
            min_response: float | None = None, confirm_image: str | None = None,
            confirm_snr: float = CONFIRM_SNR, symmetries: int | None = None,
+           taper: float | None = None, taper_snr: float | None = None,
            formats=("fits", "csv", "ds9", "crtf"), overwrite: bool = False) -> dict:
     """Detect point sources in ``image`` and write the catalogue and the output map.
 
@@ -112,7 +114,8 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     if refine_snr is not None and not refine_snr >= 0:
         raise RadiofindError(f"refine_snr must be >= 0 (inf keeps every network position), got "
                              f"{refine_snr}")
-    for name, value in (("response_snr", response_snr), ("min_response", min_response)):
+    for name, value in (("response_snr", response_snr), ("min_response", min_response),
+                        ("taper", taper), ("taper_snr", taper_snr)):
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise RadiofindError(f"{name} must be a number >= 0, got {value}")
     if not (math.isfinite(confirm_snr) and confirm_snr >= 0):
@@ -147,8 +150,13 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                  mdl.card["tbd_confirmed"].get("confirm_with", "second"))
     tbd.update({k: v for k, v in (("delta_max", delta_max), ("a_min", a_min), ("centre", centre),
                                   ("deblend_beams", deblend), ("response_snr", response_snr),
-                                  ("min_response", min_response), ("symmetries", symmetries))
+                                  ("min_response", min_response), ("symmetries", symmetries),
+                                  ("taper", taper), ("taper_snr", taper_snr))
                 if v is not None})
+    # The taper check: the model's (searched with its rule), none in older cards; 0 turns it off.
+    taper_fwhm = float(tbd.get("taper") or 0.0)
+    if taper_fwhm > 0 and tbd.get("taper_snr") is None:
+        raise RadiofindError("--taper needs --taper-snr (the model card has none)")
     # The map averaged over this many orientations of the image (card: searched with the rule).
     n_sym = int(tbd.get("symmetries") or 1)
     if n_sym > 1:
@@ -251,6 +259,16 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
             snr=blob_snr, blob_x=peak_x, blob_y=peak_y)
         log.info("%d detections with SNR >= %s placed on the image's peak; %d fainter ones moved "
                  "to a peak that bright in their blob", n_refined, refine_snr, n_to_peak)
+        n_untapered = 0
+        if taper_fwhm > 0:
+            smooth = tapered(img, taper_fwhm, chunk=chunk)
+            t_snr, t_noise = confirmation_snr(smooth, img, x, y)
+            keep = ~(t_snr < tbd["taper_snr"])
+            n_untapered = int((~keep).sum())
+            extra["taper_snr"] = t_snr
+            x, y, src_noise, extra = _kept(keep, x, y, src_noise, extra)
+            log.info("%d detections below SNR %g in the image tapered to %g beams dropped (its "
+                     "noise %.3g)", n_untapered, tbd["taper_snr"], taper_fwhm, t_noise)
         n_unconfirmed = n_outside = 0
         if other is not None:
             other_snr, other_noise = confirmation_snr(other, img, x, y)
@@ -279,6 +297,8 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                                       and math.isfinite(refine_snr) else "off")})
         if threshold is None:
             table.meta["DELTAMAX"] = tbd["delta_max"]
+        if taper_fwhm > 0:
+            table.meta.update({"TAPER": taper_fwhm, "TAPERSNR": float(tbd["taper_snr"])})
         if other is not None:
             table.meta.update({"CONFIRM": Path(confirm_image).name, "CONFSNR": float(confirm_snr),
                                "TBDFOR": tbd_for})
@@ -290,7 +310,8 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                "noise": sigma, "noise_mode": noise, "tbd": tbd, "tbd_for": tbd_for,
                "n_refined": n_refined, "n_to_blob_peak": n_to_peak,
                "response_check": check, "n_weak_response": int(weak.sum()),
-               "symmetries": n_sym, "n_unconfirmed": n_unconfirmed, "n_outside_confirmation": n_outside,
+               "symmetries": n_sym, "taper": taper_fwhm, "n_untapered": n_untapered,
+               "n_unconfirmed": n_unconfirmed, "n_outside_confirmation": n_outside,
                "catalog": str(Path(outdir) / names.get("fits", names[formats[0]])),
                "map": str(Path(outdir) / map_name), "chunk": chunk, "bin": factor,
                "scheduler": where,

@@ -54,21 +54,28 @@ SEARCH_CENTRES = ("centroid", "peak")
 # (README, "Bundled models").
 RESPONSE_SNR_GRID = (3.75, 4.25, 4.75)
 MIN_RESPONSE_GRID = (0.0, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
-PC3_TOLERANCE = 0.0005  # validation PC3 a response check may cost
+PC3_TOLERANCE = 0.0005  # validation PC3 a response or taper check may cost
+# The taper check (detect --taper, --taper-snr): Gaussian FWHMs in beams, least SNRs there.
+TAPER_GRID = (1.0, 1.5, 2.0, 3.0)
+TAPER_SNR_GRID = (2.0, 2.5, 3.0, 3.5, 4.0)
 
 
-def search_grid(centres, response_check: bool = False) -> dict:
+def search_grid(centres, response_check: bool = False, taper_check: bool = False) -> dict:
     """The TBD grid searched, as recorded in model cards."""
     grid = {"delta_max": list(DELTA_MAX_GRID), "threshold": list(FIXED_THRESHOLD_GRID),
             "a_min": list(A_MIN_GRID), "centre": list(centres)}
     if response_check:
         grid |= {"response_snr": list(RESPONSE_SNR_GRID), "min_response": list(MIN_RESPONSE_GRID)}
+    if taper_check:
+        grid |= {"taper": list(TAPER_GRID), "taper_snr": list(TAPER_SNR_GRID)}
     return grid
 
 
-def tbd_settings(best: dict, centres, response_check: bool = False) -> dict:
+def tbd_settings(best: dict, centres, response_check: bool = False,
+                 taper_check: bool = False) -> dict:
     """A model card's TBD choice from the search's best trial, with the grid it was chosen from."""
-    return {k: best[k] for k in TBD_KEYS} | {"searched": search_grid(centres, response_check)}
+    return {k: best.get(k) for k in TBD_KEYS} | {
+        "searched": search_grid(centres, response_check, taper_check)}
 
 
 def validation_record(best: dict) -> dict:
@@ -84,7 +91,7 @@ def confirmed_tbd(best: dict, centres, confirm_with: str) -> dict:
     from radiofind.detect.run import CONFIRM_SNR
 
     return {"confirm_with": confirm_with, "confirm_snr": CONFIRM_SNR,
-            **{k: best[k] for k in TBD_KEYS}, "validation": validation_record(best),
+            **{k: best.get(k) for k in TBD_KEYS}, "validation": validation_record(best),
             "searched": search_grid(centres)}
 
 
@@ -131,7 +138,8 @@ def search_confirmed(fields, tmaps, folders, *, confirm_with: str, n_steps: int,
 
 
 def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: bool = False,
-           confirm_with: str | None = None, symmetries: int | None = None) -> dict:
+           confirm_with: str | None = None, symmetries: int | None = None,
+           taper_check: bool = False) -> dict:
     """Re-run the TBD search of a trained model on its own validation fields; update its card.
 
     The validation fields are the ones named in the card, read from ``data``. The network is not
@@ -141,7 +149,8 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     ``tbd_confirmed`` and the history's ``tbd_search_confirmed``. ``symmetries``: search the
     maps averaged over that many orientations (:class:`~radiofind.detect.inference.
     SymmetrisedBlock`; default: the card's ``tbd.symmetries``, else 1), recorded with the
-    settings searched. Returns the new card.
+    settings searched. ``taper_check``: search the taper check too (:func:`search_taper`).
+    Returns the new card.
     """
     from pathlib import Path
 
@@ -160,9 +169,10 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     tmaps = [predict_map(net, mdl.architecture, f.normalised) for f in fields]
     n_steps = int(card["tbd"].get("n_steps", 50))
     best, trials = search_tbd(fields, tmaps, n_steps=n_steps, centres=centres,
-                              demand=card["demand"], response_check=response_check)
+                              demand=card["demand"], response_check=response_check,
+                              taper_check=taper_check)
     best["symmetries"] = n_sym
-    card["tbd"].update(tbd_settings(best, centres, response_check),
+    card["tbd"].update(tbd_settings(best, centres, response_check, taper_check),
                        retuned="TBD search re-run on the trained network "
                                "(radiofind.training.train.retune, scripts/retune_tbd.py)")
     card["validation"].update(validation_record(best))
@@ -252,11 +262,12 @@ def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
 
 
 def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: dict,
-               response_check: bool = False, confirm: dict | None = None
-               ) -> tuple[dict, list[dict]]:
+               response_check: bool = False, confirm: dict | None = None,
+               taper_check: bool = False) -> tuple[dict, list[dict]]:
     """Grid search of the threshold rule, a_min and centre, maximising validation PC3 (ties:
     lower S90), then, with ``response_check``, of the response check for the chosen ones
-    (:func:`search_response`; without, the best trial has none: ``min_response`` 0).
+    (:func:`search_response`; without, the best trial has none: ``min_response`` 0), then,
+    with ``taper_check``, of the taper check (:func:`search_taper`; without: ``taper`` None).
 
     Each trial also records completeness and purity above SNR 5 (``c_ge5``, ``p_ge5``), which do
     not rank the rules: ranking by them first was tried and, with 32 validation fields, decided
@@ -304,13 +315,19 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
                            **_trial_scores(s)})
 
     best = max(trials, key=_score_key)
-    if not response_check:
-        return best, trials
-    log.info("TBD rule (delta_max %s, threshold %s), a_min %d, centre %s: searching the "
-             "response check", best["delta_max"], best["threshold"], best["a_min"], best["centre"])
-    best, checks = search_response(fields, rule_tables(best["delta_max"], best["threshold"]),
-                                   best, truth=truth, demand=demand)
-    return best, trials + checks
+    if response_check:
+        log.info("TBD rule (delta_max %s, threshold %s), a_min %d, centre %s: searching the "
+                 "response check", best["delta_max"], best["threshold"], best["a_min"],
+                 best["centre"])
+        best, checks = search_response(fields, rule_tables(best["delta_max"], best["threshold"]),
+                                       best, truth=truth, demand=demand)
+        trials += checks
+    if taper_check:
+        log.info("searching the taper check on the chosen rule")
+        best, checks = search_taper(fields, rule_tables(best["delta_max"], best["threshold"]),
+                                    best, truth=truth, demand=demand)
+        trials += checks
+    return best, trials
 
 
 def _trial_scores(s: dict) -> dict:
@@ -344,16 +361,59 @@ def search_response(fields, tables, best: dict, *, truth: dict, demand: dict
                        "response_snr": response_snr if min_response > 0 else None,
                        "min_response": min_response, **_trial_scores(s)})
 
+    return _best_check(trials, strength=lambda t: t["min_response"]), trials
+
+
+def _best_check(trials: list[dict], *, strength) -> dict:
+    """The best of a check's trials (the first: no check): one that lowers validation PC3 by
+    more than ``PC3_TOLERANCE`` never wins; then the lowest S90, the higher PC4 + PC5, the higher
+    of completeness and purity above SNR 5 (whichever is lower), the weaker check
+    (``strength(trial)``)."""
     num = _number
-    base = num(trials[0]["pc3"], -1.0)  # no check
+    base = num(trials[0]["pc3"], -1.0)
 
     def key(t: dict) -> tuple:
         keeps = num(t["pc3"], -1.0) >= base - PC3_TOLERANCE
         pc45 = num(t["pc4"], 0.0) + num(t["pc5"], 0.0)
         above = min(num(t["c_ge5"], 0.0), num(t["p_ge5"], 0.0))
-        return (keeps, -num(t["s90"], 99.0), round(pc45, 3), round(above, 4), -t["min_response"])
+        return (keeps, -num(t["s90"], 99.0), round(pc45, 3), round(above, 4), -strength(t))
 
-    return max(trials, key=key), trials
+    return max(trials, key=key)
+
+
+def search_taper(fields, tables, best: dict, *, truth: dict, demand: dict
+                 ) -> tuple[dict, list[dict]]:
+    """Search the taper check (``TAPER_GRID`` x ``TAPER_SNR_GRID``) on the chosen TBD settings'
+    blobs (``tables``), with its response check if it has one; returns the best trial (as
+    :func:`_best_check` ranks them: no check unless one is better) and all of them.
+
+    Each field's image is tapered (:func:`radiofind.io.images.tapered`) and its robust noise
+    measured, as detect does, and detections below the SNR there are dropped.
+    """
+    from radiofind.io.images import tapered
+    from radiofind.noise import robust_rms
+
+    response = None
+    if best["min_response"] > 0:
+        response = {"alpha": demand["alpha"], "b_n": demand["b_n"],
+                    "response_snr": best["response_snr"], "min_response": best["min_response"]}
+    det_noise = {f.name: detection_noise(f) for f in fields} if response else None
+    rule = {k: best.get(k) for k in TBD_KEYS if k not in ("taper", "taper_snr")}
+
+    def trial(fwhm, snr, images=None) -> dict:
+        s = validation_scores(fields, tables, a_min=best["a_min"], centre=best["centre"],
+                              truth=truth, response=response, det_noise=det_noise,
+                              confirm=None if images is None else {"images": images, "snr": snr})
+        return {**rule, "taper": fwhm, "taper_snr": snr, **_trial_scores(s)}
+
+    trials = [trial(None, None)]
+    for fwhm in TAPER_GRID:
+        images = {}
+        for f in fields:
+            smooth = tapered(f.image, fwhm)
+            images[f.name] = (smooth, robust_rms(smooth.data))
+        trials += [trial(fwhm, snr, images) for snr in TAPER_SNR_GRID]
+    return _best_check(trials, strength=lambda t: t["taper_snr"] or 0.0), trials
 
 
 def _values(name: str, value, low: float, high: float | None = None) -> list[float]:
@@ -367,7 +427,8 @@ def _values(name: str, value, low: float, high: float | None = None) -> list[flo
 def fit_network(train_fields, val_fields, *, demand: dict, rng: np.random.Generator, seed: int,
                 epochs: int, steps_per_epoch: int, batch_size: int, crop: int,
                 learning_rate: float, n_steps: int, centres, architecture: dict,
-                response_check: bool = False, symmetries: int = 1) -> dict:
+                response_check: bool = False, symmetries: int = 1,
+                taper_check: bool = False) -> dict:
     """Train one network for one demand image, then search its TBD settings on validation
     (on its maps averaged over ``symmetries`` orientations, as detect will make them)."""
     import keras
@@ -395,7 +456,8 @@ def fit_network(train_fields, val_fields, *, demand: dict, rng: np.random.Genera
     block = SymmetrisedBlock(KerasBlock(net), symmetries)
     tmaps = [predict_map(block, arch, f.normalised) for f in val_fields]
     best, trials = search_tbd(val_fields, tmaps, n_steps=n_steps, centres=centres,
-                              demand=demand, response_check=response_check)
+                              demand=demand, response_check=response_check,
+                              taper_check=taper_check)
     best["symmetries"] = symmetries
     log.info("alpha %g, b_n %g: best TBD on validation %s", demand["alpha"], demand["b_n"], best)
     return {"net": net, "arch": arch, "losses": losses, "best": best, "trials": trials,
@@ -419,7 +481,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
           horn_radius: float = 15.0, gauss_fwhm: float = 10.0, n_steps: int = 50, bin: int = 1,
           centres=SEARCH_CENTRES, filters: int = 12, n_layers: int = 5,
           response_check: bool = False, confirm_with: str | None = None, symmetries: int = 1,
-          seed: int = 1, overwrite: bool = False) -> dict:
+          taper_check: bool = False, seed: int = 1, overwrite: bool = False) -> dict:
     """Train a model on the simulated fields in ``data`` and write it to ``outdir``.
 
     ``alpha`` and ``b_n`` may be lists: one network is trained (same seed, same crops) for each
@@ -430,7 +492,9 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
     each validation field's image of that weighting confirming (:func:`search_confirmed`), for
     detect --confirm-image (card ``tbd_confirmed``). ``symmetries``: the TBD searches run on
     the maps averaged over that many orientations of each image, and detect averages as many
-    (card ``tbd.symmetries`` and ``tbd_confirmed.symmetries``).
+    (card ``tbd.symmetries`` and ``tbd_confirmed.symmetries``). ``taper_check``: the taper
+    check is searched on the chosen rule (:func:`search_taper`; card ``tbd.taper``,
+    ``tbd.taper_snr``).
     """
     import copy
 
@@ -481,7 +545,8 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
                               batch_size=batch_size, crop=crop, learning_rate=learning_rate,
                               n_steps=n_steps, centres=centres,
                               architecture={"filters": filters, "n_layers": n_layers},
-                              response_check=response_check, symmetries=symmetries)
+                              response_check=response_check, symmetries=symmetries,
+                              taper_check=taper_check)
             fit["demand"] = demand
             searched.append({"alpha": a, "b_n": b, **fit["best"],
                              "final_loss": fit["losses"][-1],
@@ -511,7 +576,8 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
                                        "pixels set to 0"},
             "demand": {**demand, "searched": {"alpha": alphas, "b_n": b_ns,
                                               "validation": searched}},
-            "tbd": {**tbd_settings(best, centres, response_check), "n_steps": n_steps,
+            "tbd": {**tbd_settings(best, centres, response_check, taper_check),
+                    "n_steps": n_steps,
                     "deblend_beams": round(DEBLEND_BEAMS, 4)},
             **({"tbd_confirmed": confirmed_tbd(confirmed[0], centres, confirm_with)}
                if confirmed else {}),
