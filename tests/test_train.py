@@ -84,12 +84,18 @@ def test_train_two_epochs_writes_a_usable_model(tmp_path, bin_):
 def test_train_builds_the_architecture_asked_for_and_detect_runs_it(tmp_path):
     from radiofind.detect.models import load_model
     from radiofind.detect.run import detect
-    from radiofind.training.train import MIN_RESPONSE_GRID, RESPONSE_SNR_GRID, train
+    from radiofind.training.train import (
+        MIN_RESPONSE_GRID,
+        RESPONSE_SNR_GRID,
+        TAPER_GRID,
+        TAPER_SNR_GRID,
+        train,
+    )
 
     make_fields(tmp_path / "data")
     card = train(data=str(tmp_path / "data"), outdir=str(tmp_path / "model"), epochs=1,
                  steps_per_epoch=2, batch_size=4, crop=32, horn_radius=3, gauss_fwhm=2, seed=3,
-                 filters=16, n_layers=6, response_check=True)
+                 filters=16, n_layers=6, response_check=True, taper_check=True)
     assert card["architecture"]["filters"] == 16 and card["architecture"]["n_layers"] == 6
     # The response check, searched on the chosen rule: one trial without, one per SNR and level.
     history = json.loads((tmp_path / "model" / "history.json").read_text())
@@ -98,6 +104,15 @@ def test_train_builds_the_architecture_asked_for_and_detect_runs_it(tmp_path):
     assert card["tbd"]["min_response"] in MIN_RESPONSE_GRID
     assert card["tbd"]["searched"]["min_response"] == list(MIN_RESPONSE_GRID)
     assert (card["tbd"]["response_snr"] is None) == (card["tbd"]["min_response"] == 0)
+    # Then the taper check on the chosen rule and check: none, then every taper and SNR.
+    tapers = [t for t in history["tbd_search"] if "taper" in t][-1 - len(TAPER_GRID) * len(
+        TAPER_SNR_GRID):]
+    assert tapers[0]["taper"] is None and {(t["taper"], t["taper_snr"]) for t in tapers[1:]} == {
+        (f, s) for f in TAPER_GRID for s in TAPER_SNR_GRID}
+    assert all(t["min_response"] == card["tbd"]["min_response"] for t in tapers)
+    assert card["tbd"]["searched"]["taper"] == list(TAPER_GRID)
+    assert (card["tbd"]["taper"] is None) == (card["tbd"]["taper_snr"] is None)
+    assert card["tbd"]["taper"] is None or card["tbd"]["taper_snr"] in TAPER_SNR_GRID
     weights = np.load(tmp_path / "model" / "weights.npz")
     assert sorted({k.split("/")[0] for k in weights.files if k.startswith("conv")}) == [
         f"conv{i}" for i in range(1, 7)]
