@@ -52,10 +52,6 @@ def _split_list(ctx, param, value, item_type=str):
                                  f"got {value!r}") from None
 
 
-def _as_number(ctx, param, value, number=int):
-    return None if value is None else number(value)
-
-
 def click_params(cab: dict[str, Any]) -> list[click.Parameter]:
     """click arguments/options for every parameter of ``cab``."""
     params: list[click.Parameter] = []
@@ -81,8 +77,6 @@ def click_params(cab: dict[str, Any]) -> list[click.Parameter]:
             callback = None
         if schema.get("choices"):
             kind = click.Choice([str(c) for c in schema["choices"]])
-            if dtype in ("int", "float"):  # click's choices are strings: give back the number
-                callback = partial(_as_number, number={"int": int, "float": float}[dtype])
         if positional:
             params.append(click.Argument([name], type=kind, required=required, callback=callback))
             continue
