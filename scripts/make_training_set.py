@@ -51,7 +51,12 @@ def main() -> None:
 
     out = Path(args.out)
     scales = [float(v) for v in args.snr_scales.split(",")]
-    only = {int(v.strip().rsplit("-", 1)[-1]) for v in args.only.split(",")} if args.only else None
+    try:
+        only = ({int(v.strip().rsplit("-", 1)[-1]) for v in args.only.split(",") if v.strip()}
+                if args.only else None)
+    except ValueError:
+        ap.error(f"--only: expected field names like {args.telescope}-{args.first_seed} or seeds, "
+                 f"got {args.only!r}")
     seeds = range(args.first_seed, args.first_seed + args.fields)
     if only and not only <= set(seeds):
         ap.error(f"--only: seeds {sorted(only - set(seeds))} are not in the set "
