@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from radiofind.detect.network import receptive_radius
+from radiofind.errors import RadiofindError
 from radiofind.io.images import DEFAULT_CHUNK  # ~0.3 GB per running chunk (see above)
 
 _NETWORKS: dict = {}
@@ -138,6 +139,14 @@ class OnnxBlock(BlockFunction):
 #: the rest (quarter turns, flips) are the augmentations training crops are drawn with.
 #: The first 2, 4 and 8 are each a group (half turns, quarter turns, all eight).
 SYMMETRIES = tuple((turns, flip) for flip in (False, True) for turns in (0, 2, 1, 3))
+SYMMETRY_COUNTS = (1, 2, 4, 8)
+
+
+def check_symmetries(n: int) -> int:
+    """``n`` if a symmetrised block can average over that many orientations, else an error."""
+    if n not in SYMMETRY_COUNTS:
+        raise RadiofindError(f"symmetries must be 1, 2, 4 or 8, got {n}")
+    return int(n)
 
 
 class SymmetrisedBlock(BlockFunction):
@@ -152,7 +161,7 @@ class SymmetrisedBlock(BlockFunction):
     """
 
     def __init__(self, inner: BlockFunction, n: int):
-        if n not in (1, 2, 4, 8):
+        if n not in SYMMETRY_COUNTS:
             raise ValueError(f"symmetries must be 1, 2, 4 or 8, got {n}")
         self.inner, self.n = inner, n
 

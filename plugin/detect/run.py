@@ -98,7 +98,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     import dask.array as da
 
     from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs, split_levels, weak_response
-    from radiofind.detect.inference import SymmetrisedBlock, predict_map
+    from radiofind.detect.inference import SymmetrisedBlock, check_symmetries, predict_map
     from radiofind.detect.models import resolve_model, select_model
     from radiofind.detect.positions import refine_bright
     from radiofind.noise import local_rms, pixel_values, robust_rms
@@ -120,8 +120,8 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
             raise RadiofindError(f"{name} must be a number >= 0, got {value}")
     if not (math.isfinite(confirm_snr) and confirm_snr >= 0):
         raise RadiofindError(f"confirm_snr must be a number >= 0, got {confirm_snr}")
-    if symmetries is not None and symmetries not in (1, 2, 4, 8):
-        raise RadiofindError(f"symmetries must be 1, 2, 4 or 8, got {symmetries}")
+    if symmetries is not None:
+        check_symmetries(symmetries)
     if noise not in ("global", "local"):
         raise RadiofindError(f"noise must be 'global' or 'local', got {noise!r}")
     t0 = time.perf_counter()
@@ -261,7 +261,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                  "to a peak that bright in their blob", n_refined, refine_snr, n_to_peak)
         n_untapered = 0
         if taper_fwhm > 0:
-            smooth = tapered(img, taper_fwhm, chunk=chunk)
+            smooth = tapered(img, taper_fwhm)
             t_snr, t_noise = confirmation_snr(smooth, img, x, y)
             keep = ~(t_snr < tbd["taper_snr"])
             n_untapered = int((~keep).sum())

@@ -406,7 +406,7 @@ def binned(img: Image, factor: float, *, chunk: int | None = None) -> Image:
     return Image(data=data, wcs=wcs, beam=img.beam, header=header, path=img.path)
 
 
-def tapered(img: Image, fwhm_beams: float, *, chunk: int | None = None) -> Image:
+def tapered(img: Image, fwhm_beams: float) -> Image:
     """``img`` smoothed by a circular Gaussian of FWHM ``fwhm_beams`` times its beam size
     sqrt(BMAJ BMIN): what a Gaussian uv taper does to the image, at lower resolution and, for a
     uniformly weighted image, higher point-source sensitivity (its noise comes mostly from the

@@ -74,7 +74,7 @@ def search_grid(centres, response_check: bool = False, taper_check: bool = False
 def tbd_settings(best: dict, centres, response_check: bool = False,
                  taper_check: bool = False) -> dict:
     """A model card's TBD choice from the search's best trial, with the grid it was chosen from."""
-    return {k: best.get(k) for k in TBD_KEYS} | {
+    return {k: best[k] for k in TBD_KEYS} | {
         "searched": search_grid(centres, response_check, taper_check)}
 
 
@@ -91,7 +91,7 @@ def confirmed_tbd(best: dict, centres, confirm_with: str) -> dict:
     from radiofind.detect.run import CONFIRM_SNR
 
     return {"confirm_with": confirm_with, "confirm_snr": CONFIRM_SNR,
-            **{k: best.get(k) for k in TBD_KEYS}, "validation": validation_record(best),
+            **{k: best[k] for k in TBD_KEYS}, "validation": validation_record(best),
             "searched": search_grid(centres)}
 
 
@@ -112,7 +112,8 @@ def check_confirm_with(confirm_with: str | None, weighting: str, folders) -> Non
 
 
 def search_confirmed(fields, tmaps, folders, *, confirm_with: str, n_steps: int,
-                     centres=SEARCH_CENTRES, demand: dict) -> tuple[dict, list[dict]]:
+                     centres=SEARCH_CENTRES, demand: dict, symmetries: int = 1
+                     ) -> tuple[dict, list[dict]]:
     """The TBD search (:func:`search_tbd`) with detect's confirmation in the loop: each
     validation field's detections below detect's default --confirm-snr in the same field's
     ``confirm_with`` image (``<folder>/<confirm_with>-image.fits``) are dropped before scoring.
@@ -134,7 +135,7 @@ def search_confirmed(fields, tmaps, folders, *, confirm_with: str, n_steps: int,
     log.info("TBD search with each field's %s image confirming (SNR >= %g)", confirm_with,
              CONFIRM_SNR)
     return search_tbd(fields, tmaps, n_steps=n_steps, centres=centres, demand=demand,
-                      confirm={"images": images, "snr": CONFIRM_SNR})
+                      confirm={"images": images, "snr": CONFIRM_SNR}, symmetries=symmetries)
 
 
 def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: bool = False,
@@ -154,7 +155,7 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     """
     from pathlib import Path
 
-    from radiofind.detect.inference import SymmetrisedBlock, predict_map
+    from radiofind.detect.inference import SymmetrisedBlock, check_symmetries, predict_map
     from radiofind.detect.models import load_model
     from radiofind.evaluate.run import json_safe
     from radiofind.training.dataset import load_field
@@ -170,8 +171,7 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     n_steps = int(card["tbd"].get("n_steps", 50))
     best, trials = search_tbd(fields, tmaps, n_steps=n_steps, centres=centres,
                               demand=card["demand"], response_check=response_check,
-                              taper_check=taper_check)
-    best["symmetries"] = n_sym
+                              taper_check=taper_check, symmetries=n_sym)
     card["tbd"].update(tbd_settings(best, centres, response_check, taper_check),
                        retuned="TBD search re-run on the trained network "
                                "(radiofind.training.train.retune, scripts/retune_tbd.py)")
@@ -182,8 +182,7 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     if confirm_with:
         best_c, trials_c = search_confirmed(fields, tmaps, folders, confirm_with=confirm_with,
                                             n_steps=n_steps, centres=centres,
-                                            demand=card["demand"])
-        best_c["symmetries"] = n_sym
+                                            demand=card["demand"], symmetries=n_sym)
         card["tbd_confirmed"] = confirmed_tbd(best_c, centres, confirm_with)
         history["tbd_search_confirmed"] = json_safe(trials_c)
     card = json_safe(card)
@@ -191,13 +190,6 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     history_path.write_text(json.dumps(history, indent=1, allow_nan=False) + "\n")
     log.info("retuned %s: %s", mdl.name, best)
     return card
-
-
-def check_symmetries(n: int) -> int:
-    """``n`` if it is a number of orientations detect can average over, else an error."""
-    if n not in (1, 2, 4, 8):
-        raise RadiofindError(f"symmetries must be 1, 2, 4 or 8, got {n}")
-    return int(n)
 
 
 def truth_snrs(fields) -> dict:
@@ -263,11 +255,12 @@ def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
 
 def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: dict,
                response_check: bool = False, confirm: dict | None = None,
-               taper_check: bool = False) -> tuple[dict, list[dict]]:
+               taper_check: bool = False, symmetries: int = 1) -> tuple[dict, list[dict]]:
     """Grid search of the threshold rule, a_min and centre, maximising validation PC3 (ties:
     lower S90), then, with ``response_check``, of the response check for the chosen ones
     (:func:`search_response`; without, the best trial has none: ``min_response`` 0), then,
     with ``taper_check``, of the taper check (:func:`search_taper`; without: ``taper`` None).
+    Every trial records ``symmetries``: the orientations ``tmaps`` were averaged over.
 
     Each trial also records completeness and purity above SNR 5 (``c_ge5``, ``p_ge5``), which do
     not rank the rules: ranking by them first was tried and, with 32 validation fields, decided
@@ -312,6 +305,7 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
                                   confirm=confirm)
             trials.append({"delta_max": delta_max, "threshold": fixed, "a_min": a_min,
                            "centre": centre, "response_snr": None, "min_response": 0.0,
+                           "symmetries": symmetries, "taper": None, "taper_snr": None,
                            **_trial_scores(s)})
 
     best = max(trials, key=_score_key)
@@ -357,7 +351,8 @@ def search_response(fields, tables, best: dict, *, truth: dict, demand: dict
                               response={"alpha": demand["alpha"], "b_n": demand["b_n"],
                                         "response_snr": response_snr,
                                         "min_response": min_response})
-        trials.append({**{k: best[k] for k in ("delta_max", "threshold", "a_min", "centre")},
+        trials.append({**{k: v for k, v in best.items()
+                          if k in TBD_KEYS and k not in ("response_snr", "min_response")},
                        "response_snr": response_snr if min_response > 0 else None,
                        "min_response": min_response, **_trial_scores(s)})
 
@@ -398,7 +393,7 @@ def search_taper(fields, tables, best: dict, *, truth: dict, demand: dict
         response = {"alpha": demand["alpha"], "b_n": demand["b_n"],
                     "response_snr": best["response_snr"], "min_response": best["min_response"]}
     det_noise = {f.name: detection_noise(f) for f in fields} if response else None
-    rule = {k: best.get(k) for k in TBD_KEYS if k not in ("taper", "taper_snr")}
+    rule = {k: best[k] for k in TBD_KEYS if k not in ("taper", "taper_snr")}
 
     def trial(fwhm, snr, images=None) -> dict:
         s = validation_scores(fields, tables, a_min=best["a_min"], centre=best["centre"],
@@ -457,8 +452,7 @@ def fit_network(train_fields, val_fields, *, demand: dict, rng: np.random.Genera
     tmaps = [predict_map(block, arch, f.normalised) for f in val_fields]
     best, trials = search_tbd(val_fields, tmaps, n_steps=n_steps, centres=centres,
                               demand=demand, response_check=response_check,
-                              taper_check=taper_check)
-    best["symmetries"] = symmetries
+                              taper_check=taper_check, symmetries=symmetries)
     log.info("alpha %g, b_n %g: best TBD on validation %s", demand["alpha"], demand["b_n"], best)
     return {"net": net, "arch": arch, "losses": losses, "best": best, "trials": trials,
             "seconds": seconds, "tmaps": tmaps}
@@ -499,6 +493,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
     import copy
 
     from radiofind.detect.blobs import DEBLEND_BEAMS
+    from radiofind.detect.inference import check_symmetries
     from radiofind.detect.network import get_weights
     from radiofind.evaluate.run import json_safe
     from radiofind.training.dataset import describe_training_set, find_fields, load_field
@@ -562,8 +557,8 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
         if confirm_with:
             confirmed = search_confirmed(val_fields, kept["tmaps"], val_folders,
                                          confirm_with=confirm_with, n_steps=n_steps,
-                                         centres=centres, demand=demand)
-            confirmed[0]["symmetries"] = symmetries
+                                         centres=centres, demand=demand,
+                                         symmetries=symmetries)
         np.savez(stage.path("weights.npz"), **get_weights(kept["net"]))
         name = name or f"{telescope.lower()}-{weighting}"
         card = {
