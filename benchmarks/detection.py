@@ -35,6 +35,7 @@ N_RESAMPLES = 1000
 FIRST_TEST_SEED, FIRST_VAL_SEED = 500000, 600000  # no training run uses these (training: 1000+)
 CONFIRMED = "radiofind + natural"  # uniform detections confirmed by the natural image
 BDSF_ISLANDS = "pybdsf tuned + natural"  # PyBDSF on uniform, islands from the natural image
+ON_PEAKS = "radiofind, all on peaks"  # every detection moved to its image peak (--refine-snr 0)
 
 
 def pointing(seed: int) -> tuple[float, float]:
@@ -115,22 +116,25 @@ def model_for(image: Path):
     return mdl.name, model_digest(mdl.path)
 
 
-def run_radiofind(folder: Path, weighting: str, confirm: str | None = None
-                  ) -> tuple[Path, float, str]:
+def run_radiofind(folder: Path, weighting: str, confirm: str | None = None, *,
+                  on_peaks: bool = False) -> tuple[Path, float, str]:
     """Detect with the bundled model; catalogues are cached per model version (card + weights).
     ``confirm``: another weighting whose image confirms the detections (detect --confirm-image,
-    default --confirm-snr)."""
+    default --confirm-snr); ``on_peaks``: every detection moved to the image's peak within a
+    quarter beam (detect --refine-snr 0), not only those reading SNR >= 5."""
     from radiofind.detect.run import CONFIRM_SNR, detect
 
     image = folder / f"{weighting}-image.fits"
     model, digest = model_for(image)
-    tag = f"-confirm-{confirm}-{CONFIRM_SNR:g}" if confirm else ""
+    tag = (f"-confirm-{confirm}-{CONFIRM_SNR:g}" if confirm else "") + \
+        ("-on-peaks" if on_peaks else "")
     out = folder / f"{weighting}-radiofind-{model}-{digest}{tag}"
     cat = out / f"{weighting}-image.radiofind.fits"
     t0 = time.perf_counter()
     if not cat.exists():
         detect(image=str(image), outdir=str(out), formats=["fits"], overwrite=True,
-               confirm_image=str(folder / f"{confirm}-image.fits") if confirm else None)
+               confirm_image=str(folder / f"{confirm}-image.fits") if confirm else None,
+               **({"refine_snr": 0.0} if on_peaks else {}))
     return cat, time.perf_counter() - t0, model
 
 
@@ -182,15 +186,20 @@ def summary(res: dict) -> dict:
     return out
 
 
-def offsets_ge5(matches: list, beams_deg: list[float]) -> dict:
-    """Positional accuracy on the bright sources every finder finds: the offset, in beams, of
-    each true source with SNR >= 5 from the detection matched to it (median and 90th percentile)."""
+def offsets(matches: list, beams_deg: list[float], low: float = 5.0,
+            high: float = np.inf) -> dict:
+    """Positional accuracy: the offset, in beams, of each true source with ``low`` <= SNR <
+    ``high`` from the detection matched to it (median and 90th percentile), keyed
+    ``offset_ge5_...`` for SNR >= 5 (the bright sources every finder finds) and
+    ``offset_3to5_...`` for 3 <= SNR < 5."""
     off = np.concatenate([
-        m.separation_deg[np.nan_to_num(m.truth_snr[m.truth_index], nan=-1.0) >= 5] / beam
+        m.separation_deg[(lambda t: (t >= low) & (t < high))(
+            np.nan_to_num(m.truth_snr[m.truth_index], nan=-1.0))] / beam
         for m, beam in zip(matches, beams_deg, strict=True)])
-    return {"n_offset_ge5": int(off.size),
-            "offset_ge5_median_beams": float(np.median(off)) if off.size else None,
-            "offset_ge5_p90_beams": float(np.percentile(off, 90)) if off.size else None}
+    key = f"ge{low:g}" if not np.isfinite(high) else f"{low:g}to{high:g}"
+    return {f"n_offset_{key}": int(off.size),
+            f"offset_{key}_median_beams": float(np.median(off)) if off.size else None,
+            f"offset_{key}_p90_beams": float(np.percentile(off, 90)) if off.size else None}
 
 
 def against(ours: dict, theirs: dict) -> dict:
@@ -269,7 +278,7 @@ def main() -> None:
         tuned, tuning = tune_bdsf(val, w)
         tuned_name = f"pybdsf tuned ({tuned[0]:g}/{tuned[1]:g})"
         finders, seconds, models = {}, {"radiofind": 0.0, "pybdsf": 0.0}, set()
-        matches = {"radiofind": [], "pybdsf default": [], tuned_name: []}
+        matches = {"radiofind": [], ON_PEAKS: [], "pybdsf default": [], tuned_name: []}
         # At uniform weighting, also each finder given the field's natural image: radiofind's
         # detections confirmed by it, PyBDSF's islands found in it (tuned again with it).
         confirm = "natural" if w == "uniform" and "natural" in args.weightings else None
@@ -282,6 +291,7 @@ def main() -> None:
             seconds["radiofind"] += dt
             models.add(model)
             matches["radiofind"].append(field_match(f, w, cat))
+            matches[ON_PEAKS].append(field_match(f, w, run_radiofind(f, w, on_peaks=True)[0]))
             cat, dt = run_bdsf(f, w, PYBDSF_DEFAULT)
             seconds["pybdsf"] += dt
             matches["pybdsf default"].append(field_match(f, w, cat))
@@ -292,7 +302,7 @@ def main() -> None:
         beams = [field_truth(f, w)[0].beam.size_deg for f in test]
         for name, ms in matches.items():
             finders[name] = {**summary(score_fields(ms)), **above_five(ms),
-                             **offsets_ge5(ms, beams)}
+                             **offsets(ms, beams), **offsets(ms, beams, 3.0, 5.0)}
         if confirm:
             # Both finders given the natural image; and radiofind's confirmation against PyBDSF
             # on the uniform image alone, as it was first benchmarked.
@@ -302,6 +312,9 @@ def main() -> None:
                 "vs_tuned_resampled": resampled(matches[CONFIRMED], matches[isl_name],
                                                 TARGETS[w]),
                 "vs_uniform_alone": against(finders[CONFIRMED], finders[tuned_name])}
+        results.setdefault("on_peaks", {})[w] = {
+            "vs": tuned_name, "vs_tuned": against(finders[ON_PEAKS], finders[tuned_name]),
+            "vs_tuned_resampled": resampled(matches[ON_PEAKS], matches[tuned_name], TARGETS[w])}
         results["weightings"][w] = {"finders": finders, "vs_tuned": against(
                                         finders["radiofind"], finders[tuned_name]),
                                     "vs_tuned_resampled": resampled(
@@ -319,8 +332,8 @@ def main() -> None:
              f"{args.n_sources} sources, SNR scale {args.snr_scale}), PyBDSF tuned on "
              f"{args.val_fields} other fields.", "",
              "| weighting | finder | P3 (detections) | C3 (sources) | PC3 | PC4 | PC5 | S90 | "
-             "C(≥5) | P(≥5) | offset ≥5 (beams) | detections |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "C(≥5) | P(≥5) | offset ≥5 (beams) | offset 3–5 | detections |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for w, wres in results["weightings"].items():
         for name, r in wres["finders"].items():
             lines.append(f"| {w} | {name} | {fmt(r['p3'])} ({r['n_det_bin']['3']}) | "
@@ -329,10 +342,15 @@ def main() -> None:
                          f"{fmt(r['c_ge5'])} ({r['n_true5']}) | {fmt(r['p_ge5'])} ({r['n_det5']}) "
                          f"| {fmt(r['offset_ge5_median_beams'])} / "
                          f"{fmt(r['offset_ge5_p90_beams'])} "
+                         f"| {fmt(r['offset_3to5_median_beams'])} / "
+                         f"{fmt(r['offset_3to5_p90_beams'])} "
                          f"| {r['n_detections']} |")
     lines += ["", "C(≥5): true sources with SNR ≥ 5 found (how many there are); P(≥5): detections "
               "with SNR ≥ 5 that are true (how many there are); offset ≥5: distance from each "
-              "such true source to its matched detection, in beams (median / 90th percentile).",
+              "such true source to its matched detection, in beams (median / 90th percentile); "
+              "offset 3–5: the same for the true sources with 3 <= SNR < 5 that were found. "
+              f"{ON_PEAKS}: radiofind with every detection moved to the image's peak within a "
+              "quarter beam (detect --refine-snr 0), not only those reading SNR >= 5.",
               "",
               "radiofind against tuned PyBDSF (targets: S90 lower by >= 0.7 natural / 0.4 "
               "uniform; PC3 ratio >= 1.4 natural / 2 uniform):", "",
@@ -346,6 +364,7 @@ def main() -> None:
             f" ({r['share_meeting']:.0%})"
 
     rows = [(w, wres) for w, wres in results["weightings"].items()]
+    rows += [(f"{w}, {ON_PEAKS}", c) for w, c in results.get("on_peaks", {}).items()]
     rows += [(f"{w}, {CONFIRMED} vs {c['vs']}", c)
              for w, c in results.get("confirmed", {}).items()]
     for w, wres in rows:

@@ -21,6 +21,22 @@ noise peaks of each bin (the every-peak finder's peaks more than 1.5 beams from 
 source, scaled from that area to the whole image) and sets radiofind's false detections in the
 bin beside them.
 
+Whether any finder could tell them apart: a noise peak and a point source of the same height
+differ only where the noise's autocorrelation differs from the point-spread function. At natural
+weighting (every visibility weighted by its inverse noise variance) the two are the same function,
+so the image value at a peak is all the image says about whether a source is there; at uniform
+weighting the noise is narrower than the beam. The script measures both sides of that:
+
+- the area above half maximum of the noise's autocorrelation (the residual image far from every
+  truth source) over that of the PSF WSClean made, as a ratio of widths;
+- a linear shape classifier: Fisher's discriminant (Ledoit-Wolf shrinkage) on the image around
+  every 3 x 3 local maximum from SNR 3.5, divided by the peak's value, between peaks within a
+  third of a beam of a truth source and peaks more than 1.5 beams from every one. It is trained on
+  half of the test fields and scored on the other half, and the other way round. In each SNR bin
+  of the peak's height: the area under the ROC curve (0.5: no better than chance), the share of
+  the noise peaks it keeps when it keeps 90 % of the sources, and the purity that gives with the
+  noise peaks of the whole image (those far from truth scaled to the whole area). S90 needs 0.9.
+
 Reads the fields benchmarks/detection.py simulated (run it first; radiofind's catalogues are its
 cached ones); simulates nothing.
 
@@ -140,6 +156,165 @@ def noise_peaks_in_bins(per_field: list) -> dict:
     return {f"{snr:g}": float(total[int(bins.index(snr))]) for snr in BIN_SNRS}
 
 
+SHAPE_FROM = 3.5  # the shape classifier's lowest peak
+SHAPE_BINS = (4.0, 4.5, 5.0)  # peak-height bins (0.5 wide) the classifier is scored in
+SOURCE_WITHIN = 1.0 / 3.0  # a peak this close to a truth source (beams) is that source's
+KEEP_SOURCES = 0.9  # the classifier's cut keeps this share of the sources of a bin
+PATCH_BEAMS = 1.5  # the classifier sees the image this many beams either side of a peak
+
+
+def half_max_width(a: np.ndarray) -> float:
+    """The square root of the area (pixels) of the connected region above half of ``a``'s central
+    value around its centre: a width that does not depend on how the beam is turned."""
+    c = tuple(n // 2 for n in a.shape)
+    regions, _ = ndimage.label(a >= 0.5 * a[c])
+    return float(math.sqrt((regions == regions[c]).sum()))
+
+
+def noise_over_psf_width(folder: Path, weighting: str) -> float:
+    """The noise's autocorrelation width over the PSF's, in one field (see half_max_width)."""
+    from astropy.io import fits
+
+    residual = np.asarray(fits.getdata(folder / f"{weighting}-residual.fits"), float).squeeze()
+    psf = np.asarray(fits.getdata(folder / f"{weighting}-psf.fits"), float).squeeze()
+    far = far_from_truth(folder, weighting) & np.isfinite(residual)
+    x = np.where(far, residual - residual[far].mean(), 0.0)
+    shape = (2 * x.shape[0], 2 * x.shape[1])  # zero-padded: no wrap-around
+    power = np.abs(np.fft.rfft2(x, s=shape)) ** 2
+    overlap = np.abs(np.fft.rfft2(far.astype(float), s=shape)) ** 2  # pairs behind each lag
+    acf = np.fft.fftshift(np.fft.irfft2(power, s=shape))
+    pairs = np.fft.fftshift(np.fft.irfft2(overlap, s=shape))
+    acf = acf / np.maximum(pairs, 1.0)
+    half = int(4 * image_beam(folder, weighting)) + 1
+    cy, cx = shape[0] // 2, shape[1] // 2
+    return half_max_width(acf[cy - half:cy + half + 1, cx - half:cx + half + 1]) / \
+        half_max_width(psf)
+
+
+def image_beam(folder: Path, weighting: str) -> float:
+    return float(field_truth(folder, weighting)[0].beam_pixels)
+
+
+def peak_shapes(folder: Path, weighting: str, half: int) -> dict:
+    """Every 3 x 3 local maximum >= SHAPE_FROM in one field at least ``half`` pixels inside the
+    image: its SNR, the (2 half + 1)^2 pixels around it over its value, its label (1 within
+    SOURCE_WITHIN beam of a truth source of true SNR >= 2, 0 far from every one, -1 between), and
+    whether radiofind's catalogue has a detection within the match radius (2/3 beam) of it, with
+    that detection's SNR (the image at the catalogue position); and the share of the image far
+    from truth."""
+    from radiofind.evaluate.run import table_radec
+    from radiofind.io.catalog import read_catalog
+    from radiofind.noise import pixel_values
+
+    image, ra, dec, snr, noise = field_truth(folder, weighting)
+    filled = snr_map(image, noise)
+    peaks = (filled == ndimage.maximum_filter(filled, size=3)) & (filled >= SHAPE_FROM)
+    peaks[:half], peaks[-half:], peaks[:, :half], peaks[:, -half:] = False, False, False, False
+    y, x = np.nonzero(peaks)
+    beam = image.beam_pixels
+
+    def nearest(px, py):
+        """Distance (beams) from each peak to the nearest of the points, and which it is."""
+        if not px.size:
+            return np.full(y.size, np.inf), np.zeros(y.size, int)
+        dist = np.hypot(x[:, None] - px[None], y[:, None] - py[None])
+        return dist.min(1) / beam, dist.argmin(1)
+
+    tx, ty = image.world_to_pixel(ra, dec)
+    placed = np.isfinite(tx) & np.isfinite(ty)
+    t_dist, t_near = nearest(tx[placed], ty[placed])
+    bright = np.nan_to_num(np.asarray(snr, float)[placed], nan=-1.0)
+    label = np.full(y.size, -1)
+    if placed.any():
+        label[(t_dist < SOURCE_WITHIN) & (bright[t_near] >= 2.0)] = 1
+    far = far_from_truth(folder, weighting)
+    label[far[y, x]] = 0
+
+    d_ra, d_dec = table_radec(read_catalog(run_radiofind(folder, weighting)[0]), "catalogue")
+    dx, dy = image.world_to_pixel(d_ra, d_dec)
+    ok = np.isfinite(dx) & np.isfinite(dy)
+    dx, dy = dx[ok], dy[ok]
+    d_dist, d_near = nearest(dx, dy)
+    d_snr = pixel_values(image.data, dx, dy) / noise if dx.size else np.zeros(0)
+
+    window = np.lib.stride_tricks.sliding_window_view(filled, (2 * half + 1, 2 * half + 1))
+    valid = np.isfinite(filled)
+    return {"snr": filled[y, x], "label": label,
+            "shapes": window[y - half, x - half].reshape(y.size, -1) / filled[y, x][:, None],
+            "found": d_dist < 2.0 / 3.0,
+            "found_snr": d_snr[d_near] if dx.size else np.full(y.size, np.nan),
+            "far_share": np.full(y.size, (far & valid).sum() / valid.sum())}
+
+
+def fisher(x: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Fisher's discriminant direction between label 1 and 0, the pooled covariance shrunk
+    towards a multiple of the identity by the Ledoit-Wolf estimate of the best amount."""
+    groups = [x[label == k] for k in (0, 1)]
+    centred = np.concatenate([g - g.mean(0) for g in groups])
+    n, p = centred.shape
+    cov = centred.T @ centred / n
+    mu = np.trace(cov) / p
+    delta = np.sum((cov - mu * np.eye(p)) ** 2) / p
+    beta = (np.sum(np.sum(centred ** 2, 1) ** 2) - n * np.sum(cov ** 2)) / (n * n * p)
+    shrink = min(beta, delta) / delta if delta > 0 else 1.0
+    cov = (1.0 - shrink) * cov + shrink * mu * np.eye(p)
+    return np.linalg.solve(cov, groups[1].mean(0) - groups[0].mean(0))
+
+
+def auc(score_true: np.ndarray, score_false: np.ndarray) -> float | None:
+    """Area under the ROC curve: the chance that a source scores above a noise peak."""
+    if not score_true.size or not score_false.size:
+        return None
+    ranks = stats.rankdata(np.concatenate([score_true, score_false]))
+    n1 = score_true.size
+    return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2.0) / (n1 * score_false.size))
+
+
+def shape_scores(folders: list[Path], weighting: str) -> dict:
+    """In the SHAPE_BINS bins of peak height: the sources and noise peaks (whole image), the share
+    of each radiofind finds and how far its detection's SNR lies below the peak's, and the linear
+    shape classifier, trained on every other field and scored on the rest (and the other way
+    round)."""
+    half = max(2, int(round(PATCH_BEAMS * np.median([image_beam(f, weighting)
+                                                     for f in folders]))))
+    fields = [peak_shapes(f, weighting, half) for f in folders]
+    scored = []  # the labelled peaks of each field, with their out-of-fold classifier score
+    for fold in (0, 1):
+        train = [f for i, f in enumerate(fields) if i % 2 != fold]
+        x = np.concatenate([f["shapes"][f["label"] >= 0] for f in train])
+        y = np.concatenate([f["label"][f["label"] >= 0] for f in train])
+        w = fisher(x, y)
+        for i, f in enumerate(fields):
+            if i % 2 == fold:
+                keep = f["label"] >= 0
+                scored.append({**{k: v[keep] for k, v in f.items() if k != "shapes"},
+                               "score": f["shapes"][keep] @ w})
+    p = {k: np.concatenate([f[k] for f in scored]) for k in scored[0]}
+    out = {"patch_px": 2 * half + 1}
+    for b in SHAPE_BINS:
+        k = (p["snr"] >= b - 0.25) & (p["snr"] < b + 0.25)
+        src, noise = k & (p["label"] == 1), k & (p["label"] == 0)
+        noise_image = float(np.sum(1.0 / p["far_share"][noise]))  # scaled to the whole image
+        row = {"sources": int(src.sum()), "noise_peaks": int(noise.sum()),
+               "noise_peaks_image": noise_image,
+               "auc": auc(p["score"][src], p["score"][noise])}
+        if src.any() and noise.any():
+            cut = np.quantile(p["score"][src], 1.0 - KEEP_SOURCES)
+            kept = float(np.mean(p["score"][noise] >= cut))
+            row["noise_kept"] = kept
+            row["purity"] = KEEP_SOURCES * src.sum() / (KEEP_SOURCES * src.sum()
+                                                        + kept * noise_image)
+            row["purity_every_peak"] = src.sum() / (src.sum() + noise_image)
+            for name, sel in (("sources", src), ("noise", noise)):
+                found = sel & p["found"]
+                row[f"radiofind_finds_{name}"] = float(found.sum() / sel.sum())
+                row[f"radiofind_snr_drop_{name}"] = (float(np.median(p["snr"][found]
+                                                                     - p["found_snr"][found]))
+                                                     if found.any() else None)
+        out[f"{b:g}"] = row
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--telescopes", default="meerkat,askap")
@@ -176,6 +351,9 @@ def main() -> None:
             r["noise_peaks_in_bins"] = noise_peaks_in_bins([(s, a) for _, s, a in peaks])
             r["radiofind"] = bin_scores([field_match(f, w, run_radiofind(f, w)[0])
                                          for f in folders])
+            r["noise_over_psf_width"] = float(np.mean([noise_over_psf_width(f, w)
+                                                       for f in folders]))
+            r["shape"] = shape_scores(folders, w)
             print(f"{tel} {w}: {n_peaks} noise peaks >= {SNR:g} (Gaussian field: "
                   f"{r['expected_gaussian']:.1f}), {n_true} true sources >= {SNR:g}", flush=True)
 
@@ -217,18 +395,58 @@ def main() -> None:
                      f"{r['radiofind']['s90']:g} |")
     lines += ["", "Noise peaks in the same bins: the every-peak finder's peaks more than "
               f"{EXCLUDE_BEAMS:g} beams from every truth source, scaled from that area to the "
-              "whole image; the true sources in each bin; radiofind's false detections, and the "
-              "share of the noise peaks they come to.", "",
+              "whole image; the true sources in each bin; radiofind's false detections (binned "
+              "by the image at the detection, not at the peak: see the last table).", "",
               f"| telescope | weighting | noise peaks at {bins} | true sources | radiofind false "
-              "| false / noise peaks |", "|---|---|---|---|---|---|"]
+              "|", "|---|---|---|---|---|"]
     for r in rows:
         n, rf = r["noise_peaks_in_bins"], r["radiofind"]
         lines.append(f"| {r['telescope']} | {r['weighting']} | "
                      + " / ".join(f"{n[f'{b:g}']:.0f}" for b in BIN_SNRS) + " | "
                      + " / ".join(f"{rf[f'{b:g}']['true_sources']}" for b in BIN_SNRS) + " | "
-                     + " / ".join(f"{rf[f'{b:g}']['false']}" for b in BIN_SNRS) + " | "
-                     + " / ".join(f"{rf[f'{b:g}']['false'] / n[f'{b:g}']:.2f}"
-                                  if n[f"{b:g}"] else "-" for b in BIN_SNRS) + " |")
+                     + " / ".join(f"{rf[f'{b:g}']['false']}" for b in BIN_SNRS) + " |")
+    sb = " / ".join(f"{b:g}" for b in SHAPE_BINS)
+    lines += ["", "Could any finder tell them apart? Peaks (3 x 3 local maxima) within "
+              f"{SOURCE_WITHIN:.2g} beam of a truth source and more than {EXCLUDE_BEAMS:g} beams "
+              f"from every one, in bins of the peak's height centred on {sb}: their numbers "
+              "(noise peaks scaled to the whole image); the noise's autocorrelation width over "
+              "the PSF's (1: a noise peak has a point source's shape on average); a linear shape "
+              "classifier (Fisher's discriminant on the peak-normalised image around each peak, "
+              "trained on half the fields and scored on the other half): the area under its ROC "
+              f"curve (0.5: chance) and the purity it gives keeping {KEEP_SOURCES:.0%} of the "
+              "sources, beside that of keeping every peak; and the share of the sources and of "
+              "the noise peaks radiofind has a detection within 2/3 beam of.", "",
+              f"| telescope | weighting | sources : noise peaks at {sb} | noise / PSF width | "
+              f"classifier ROC area | purity: classifier at {KEEP_SOURCES:.0%} of sources | "
+              "every peak | radiofind finds: sources | noise peaks |",
+              "|---|---|---|---|---|---|---|---|---|"]
+
+    def shape_col(sh: dict, key: str, form: str) -> str:
+        return " / ".join("-" if sh[f"{b:g}"].get(key) is None else format(sh[f"{b:g}"][key], form)
+                          for b in SHAPE_BINS)
+
+    for r in rows:
+        sh = r["shape"]
+        counts = " / ".join(f"{sh[f'{b:g}']['sources']} : {sh[f'{b:g}']['noise_peaks_image']:.0f}"
+                            for b in SHAPE_BINS)
+        lines.append(f"| {r['telescope']} | {r['weighting']} | {counts} | "
+                     f"{r['noise_over_psf_width']:.2f} | {shape_col(sh, 'auc', '.2f')} | "
+                     f"{shape_col(sh, 'purity', '.2f')} | "
+                     f"{shape_col(sh, 'purity_every_peak', '.2f')} | "
+                     f"{shape_col(sh, 'radiofind_finds_sources', '.2f')} | "
+                     f"{shape_col(sh, 'radiofind_finds_noise', '.2f')} |")
+    lines += ["", "How far below the peak's height radiofind's detection of it reads (median SNR "
+              "drop; the benchmark bins a detection by the image at its catalogue position), "
+              "sources / noise peaks, in the same bins:", "",
+              f"| telescope | weighting | {' | '.join(f'bin {b:g}' for b in SHAPE_BINS)} |",
+              "|---|---|" + "---|" * len(SHAPE_BINS)]
+    for r in rows:
+        sh = r["shape"]
+        cells = []
+        for b in SHAPE_BINS:
+            v = [sh[f"{b:g}"].get(f"radiofind_snr_drop_{k}") for k in ("sources", "noise")]
+            cells.append(" / ".join("-" if x is None else f"{x:.2f}" for x in v))
+        lines.append(f"| {r['telescope']} | {r['weighting']} | " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n"
     (out / "noise-peaks.md").write_text(table)
     sys.stdout.write(table)
