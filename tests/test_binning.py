@@ -152,6 +152,43 @@ def test_detect_bins_an_oversampled_image_and_reports_input_pixels(tmp_path, ran
                                data[np.rint(y).astype(int), np.rint(x).astype(int)], rtol=1e-6)
 
 
+
+def test_detect_puts_every_detection_on_its_peak_by_default_only_on_an_averaged_grid(
+        tmp_path, random_model):
+    from radiofind.detect.positions import RADIUS_BEAMS, peak_positions
+    from radiofind.detect.run import detect
+
+    data, *_ = make_image(130, n_sources=6, beam_pix=8.0)
+    image = write_image(tmp_path / "field.fits", data, make_header(130, beam_arcsec=12.0))
+    binned = _binned_model(tmp_path / "m2", random_model, 2)
+    own = _binned_model(tmp_path / "m1", random_model, 1)  # trained on 8-px beams, unaveraged:
+    card = json.loads((own / "card.json").read_text())
+    card["valid"]["beam_pixels_trained"] = 8.0
+    (own / "card.json").write_text(json.dumps(card))
+    tables = {}
+    for name, model, refine in (("binned", binned, None), ("centres", binned, float("inf")),
+                                ("own", own, None)):
+        summary = detect(image=image, outdir=str(tmp_path / name), model=str(model), chunk=64,
+                         threshold=0.5, a_min=1, refine_snr=refine)
+        tables[name] = Table.read(tmp_path / name / "field.radiofind.fits")
+        tables[name].meta["n_refined"] = summary["n_refined"]
+    binned_t, centres, own_t = tables["binned"], tables["centres"], tables["own"]
+    # On the 2 x 2-averaged grid every detection, faint or not, moved to the image's brightest
+    # pixel within a quarter beam of its blob centre (all but those on negative pixels, which
+    # this untrained network finds too): the same blobs, on their peaks.
+    assert binned_t.meta["REFSNR"] == 0.0 and len(binned_t) == len(centres) > 0
+    moved = np.asarray(centres["snr"]) >= 0
+    assert binned_t.meta["n_refined"] == moved.sum() and np.sum(centres["snr"] < 5) > 3
+    radius = RADIUS_BEAMS * read_image(image).beam_pixels  # a quarter beam, as detect's
+    px, py = peak_positions(data, np.asarray(centres["x"]), np.asarray(centres["y"]), radius)
+    expected = sorted(zip(np.where(moved, px, centres["x"]), np.where(moved, py, centres["y"])))
+    np.testing.assert_allclose(sorted(zip(binned_t["x"], binned_t["y"])), expected)  # (by peak)
+    assert np.any(np.hypot(px - centres["x"], py - centres["y"])[moved] > 0.1)
+    # On the image's own grid only detections reading SNR >= 5 move, as before.
+    assert own_t.meta["BIN"] == 1 and own_t.meta["REFSNR"] == 5.0
+    assert own_t.meta["n_refined"] == int(np.sum(own_t["snr"] >= 5.0)) < len(own_t)
+
+
 def test_detect_interpolates_an_undersampled_image_and_reports_input_pixels(tmp_path,
                                                                              random_model):
     from radiofind.detect.run import detect

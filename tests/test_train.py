@@ -277,3 +277,32 @@ def test_train_refuses_a_bad_confirm_with(tmp_path, case):
         train(data=str(tmp_path / "data"), outdir=str(tmp_path / "model"), epochs=1,
               confirm_with="natural" if case == "same" else "uniform")
     assert not (tmp_path / "model").exists()
+
+
+def test_validation_scores_place_detections_as_detect_does(tmp_path):
+    from radiofind.training.dataset import load_field
+    from radiofind.training.train import detect_positions, detection_noise
+
+    make_fields(tmp_path / "data", n=1)
+    folder = tmp_path / "data" / "field-0"
+    for bin_, moved in ((2, "all"), (1, "bright")):
+        field = load_field(folder, "natural", bin=bin_)
+        image = field.image
+        beam = image.beam_pixels
+        # Each true source's detection a fifth of a beam off it, as a blob centre may be.
+        tx, ty = image.world_to_pixel(field.truth_ra, field.truth_dec)  # image pixels
+        x, y = tx + 0.2 * beam, ty
+        ra, dec = image.pixel_to_world(x, y)
+        noise = detection_noise(field)
+        nra, ndec = detect_positions(field, ra, dec, noise)
+        nx, ny = image.world_to_pixel(nra, ndec)
+        off_before = np.hypot(x - tx, y - ty)
+        off_after = np.hypot(nx - tx, ny - ty)
+        from radiofind.noise import pixel_values
+
+        bright = pixel_values(image.data, x, y) / noise >= 5
+        assert bright.any() and (~bright).any()
+        # On an averaged grid every detection goes to its source's peak; on the image's own only
+        # those reading SNR >= 5 (detect's defaults).
+        went = off_after < 0.5 * off_before
+        assert went.tolist() == (np.ones_like(bright) if moved == "all" else bright).tolist()

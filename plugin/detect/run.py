@@ -85,7 +85,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
            a_min: int | None = None, centre: str | None = None, threshold: float | None = None,
            deblend: float | None = None, noise: str = "global", rms_box: int | None = None,
            chunk: int = 1024, scheduler: str | None = None, progress: bool = False,
-           refine_snr: float | None = 5.0, response_snr: float | None = None,
+           refine_snr: float | None = None, response_snr: float | None = None,
            min_response: float | None = None, confirm_image: str | None = None,
            confirm_snr: float = CONFIRM_SNR, symmetries: int | None = None,
            taper: float | None = None, taper_snr: float | None = None,
@@ -100,7 +100,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs, split_levels, weak_response
     from radiofind.detect.inference import SymmetrisedBlock, check_symmetries, predict_map
     from radiofind.detect.models import resolve_model, select_model
-    from radiofind.detect.positions import refine_bright
+    from radiofind.detect.positions import default_refine_snr, refine_bright
     from radiofind.noise import local_rms, pixel_values, robust_rms
     from radiofind.parallel import dask_scheduler, release_memory
 
@@ -254,6 +254,8 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
             log.info("%d detections with SNR >= %g dropped: network response below %g of a "
                      "point source's", int(weak.sum()), check["response_snr"],
                      check["min_response"])
+        if refine_snr is None:
+            refine_snr = default_refine_snr(factor)
         x, y, n_refined, n_to_peak = refine_bright(
             img.pixels, x, y, src_noise, beam_pixels=img.beam_pixels, refine_snr=refine_snr,
             snr=blob_snr, blob_x=peak_x, blob_y=peak_y)

@@ -207,6 +207,27 @@ def detection_noise(field) -> float:
     return input_noise(field.image, field.grid, robust_rms(field.grid.data))
 
 
+def grid_factor(field) -> float:
+    """Image pixels a side in one pixel of the field's network grid (its ``input.bin``)."""
+    return field.image.data.shape[-1] / field.grid.data.shape[-1]
+
+
+def detect_positions(field, ra, dec, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """Detections at sky positions (ra, dec) where detect would put them: on the image's peak
+    as :func:`radiofind.detect.positions.refine_bright` moves them, under detect's default rule
+    for the field's grid (:func:`~radiofind.detect.positions.default_refine_snr`; its move of a
+    faint centre to a bright peak elsewhere in its blob is not made: it needs the blob)."""
+    from radiofind.detect.positions import default_refine_snr, refine_bright
+
+    if not np.size(ra):
+        return ra, dec
+    x, y = field.image.world_to_pixel(ra, dec)
+    x, y, _, _ = refine_bright(field.image.data, x, y, noise,
+                               beam_pixels=field.image.beam_pixels,
+                               refine_snr=default_refine_snr(grid_factor(field)))
+    return field.image.pixel_to_world(x, y)
+
+
 def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
                       response: dict | None = None, det_noise: dict | None = None,
                       confirm: dict | None = None, snr_bin: float = 0.5,
@@ -214,9 +235,9 @@ def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
     """Score every validation field's blobs together (as DeepSource does).
 
     ``tables``: one :func:`radiofind.detect.blobs.blob_table` per field, at that field's
-    threshold; ``a_min`` and ``centre`` pick the sources from it as detect does. Positions are
-    the blob centres: detect then moves detections with SNR >= 5 onto the image's peak
-    (radiofind.detect.positions), which on the held-out fields changed no PC3, PC4 or S90.
+    threshold; ``a_min`` and ``centre`` pick the sources from it as detect does, and
+    :func:`detect_positions` places them as detect does: the scores' purity bins read the
+    image at each detection's position.
     ``response``: the keyword arguments of :func:`radiofind.detect.blobs.weak_response` but the
     score and SNR (None: no response check); the SNR is the image's at the blob centre over the
     noise detect measures (``det_noise``, field name -> :func:`detection_noise`; computed when
@@ -238,12 +259,13 @@ def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
                                       width=grid.data.shape[1])
         snr, noise = truth[field.name]
         ra, dec = grid.pixel_to_world(x, y)
+        sigma = (det_noise or {}).get(field.name) or detection_noise(field)
         if response is not None:
             ix, iy = field.image.world_to_pixel(ra, dec)
-            sigma = (det_noise or {}).get(field.name) or detection_noise(field)
             drop = weak_response(score, pixel_values(field.image.data, ix, iy) / sigma,
                                  **response)
             ra, dec = ra[~drop], dec[~drop]
+        ra, dec = detect_positions(field, ra, dec, sigma)
         if confirm is not None:
             other, other_noise = confirm["images"][field.name]
             keep = ~(sky_snr(other, ra, dec, other_noise) < confirm["snr"])  # NaN: outside, kept
@@ -286,6 +308,7 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
         raise RadiofindError(f"centres must be among {', '.join(CENTRES)}, got {centres}")
     trials = []
     truth = truth_snrs(fields)
+    det_noise = {f.name: detection_noise(f) for f in fields}
     tiles = [as_tiles(t, np.isfinite(f.grid.data)) for f, t in zip(fields, tmaps, strict=True)]
     inputs = [as_tiles(f.normalised) for f in fields]  # the network's input, as detect's
     levels = split_levels(demand["alpha"], demand["b_n"])  # as detect deblends
@@ -302,7 +325,7 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
         tables = rule_tables(delta_max, fixed)
         for a_min, centre in itertools.product(A_MIN_GRID, centres):
             s = validation_scores(fields, tables, a_min=a_min, centre=centre, truth=truth,
-                                  confirm=confirm)
+                                  det_noise=det_noise, confirm=confirm)
             trials.append({"delta_max": delta_max, "threshold": fixed, "a_min": a_min,
                            "centre": centre, "response_snr": None, "min_response": 0.0,
                            "symmetries": symmetries, "taper": None, "taper_snr": None,
@@ -392,7 +415,7 @@ def search_taper(fields, tables, best: dict, *, truth: dict, demand: dict
     if best["min_response"] > 0:
         response = {"alpha": demand["alpha"], "b_n": demand["b_n"],
                     "response_snr": best["response_snr"], "min_response": best["min_response"]}
-    det_noise = {f.name: detection_noise(f) for f in fields} if response else None
+    det_noise = {f.name: detection_noise(f) for f in fields}
     rule = {k: best[k] for k in TBD_KEYS if k not in ("taper", "taper_snr")}
 
     def trial(fwhm, snr, images=None) -> dict:
