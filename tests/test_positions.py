@@ -132,3 +132,18 @@ def test_detect_refuses_a_bad_refine_snr(tmp_path, bad):
     with pytest.raises(RadiofindError, match="refine_snr"):
         detect(image=image, outdir=str(tmp_path / "out"), refine_snr=bad)
     assert not (tmp_path / "out").exists()
+
+
+def test_window_peaks_in_batches_equal_one_pass(monkeypatch):
+    import radiofind.detect.positions as positions
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(300, 300))
+    x, y = rng.uniform(-5, 305, 5000), rng.uniform(-5, 305, 5000)
+    x[::50] = np.nan  # unplaced and off-image positions come back unchanged in either
+    whole = positions.window_peaks(data, x, y, 2.5)
+    monkeypatch.setattr(positions, "WINDOW_BATCH", 333)
+    batched = positions.window_peaks(data, x, y, 2.5)
+    for a, b in zip(whole, batched, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
