@@ -110,7 +110,8 @@ DETECT_REVISION = ("onnxruntime; narrow beams interpolated; bright detections on
                    "disc-rescued peaks at input SNR >= 4 within 1 px; "
                    "faint centres of bright blobs moved to a bright unclaimed image peak in the "
                    "blob beyond a quarter beam; "
-                   "every detection on its image peak where the network's grid is averaged")
+                   "every detection on its image peak where the network's grid is averaged; "
+                   "no sub-pixel step off the image's edge")
 
 
 def model_digest(path: Path) -> str:

@@ -147,3 +147,16 @@ def test_window_peaks_in_batches_equal_one_pass(monkeypatch):
     for a, b in zip(whole, batched, strict=True):
         assert a.dtype == b.dtype and a.shape == b.shape
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_peak_on_the_image_edge_stays_on_the_image():
+    # The brightest pixel of the window is in the last column and row: with no neighbour beyond
+    # it, no sub-pixel step takes the position off the image (where its value would be NaN).
+    from radiofind.noise import pixel_values
+
+    data = np.zeros((20, 20))
+    data[19, 19], data[19, 18], data[18, 19] = 5.0, 3.0, 3.0
+    data[0, 0], data[0, 1], data[1, 0] = 4.0, 1.0, 1.0
+    x, y = peak_positions(data, np.array([18.2, 0.8]), np.array([18.4, 0.9]), 2.0)
+    assert x.tolist() == [19.0, 0.0] and y.tolist() == [19.0, 0.0]
+    np.testing.assert_array_equal(pixel_values(data, x, y), [5.0, 4.0])

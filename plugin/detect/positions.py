@@ -123,8 +123,10 @@ def window_peaks(data, x: np.ndarray, y: np.ndarray, radius: float
     nb_x = np.stack([np.clip(px - 1, 0, nx - 1), px, np.clip(px + 1, 0, nx - 1), px, px], axis=1)
     nb_y = np.stack([py, py, py, np.clip(py - 1, 0, ny - 1), np.clip(py + 1, 0, ny - 1)], axis=1)
     nb = _gather(data, nb_y, nb_x)
-    fx = px + _vertex(nb[:, 0], nb[:, 1], nb[:, 2])
-    fy = py + _vertex(nb[:, 3], nb[:, 1], nb[:, 4])
+    # On the image's edge a pixel lacks a neighbour on one side: no parabola on that axis (its
+    # vertex would lie half a pixel out, off the image).
+    fx = px + np.where((px > 0) & (px < nx - 1), _vertex(nb[:, 0], nb[:, 1], nb[:, 2]), 0.0)
+    fy = py + np.where((py > 0) & (py < ny - 1), _vertex(nb[:, 3], nb[:, 1], nb[:, 4]), 0.0)
     idx = np.nonzero(inside)[0][good]
     out_x[idx], out_y[idx] = fx[good], fy[good]
     value[idx] = nb[good, 1]
