@@ -41,7 +41,7 @@ N_RESAMPLES = 1000
 FIRST_TEST_SEED, FIRST_VAL_SEED = 500000, 600000  # no training run uses these (training: 1000+)
 CONFIRMED = "radiofind + natural"  # uniform detections confirmed by the natural image
 BDSF_ISLANDS = "pybdsf tuned + natural"  # PyBDSF on uniform, islands from the natural image
-ON_PEAKS = ", all on peaks"  # each detection moved to its image peak before it is scored
+ON_PEAKS = "all on peaks"  # each detection moved to its image peak before it is scored
 
 
 def pointing(seed: int) -> tuple[float, float]:
@@ -206,10 +206,12 @@ def offsets(matches: list, beams_deg: list[float], low: float = 5.0,
     ``high`` from the detection matched to it (median and 90th percentile), keyed
     ``offset_ge5_...`` for SNR >= 5 (the bright sources every finder finds) and
     ``offset_3to5_...`` for 3 <= SNR < 5."""
-    off = np.concatenate([
-        m.separation_deg[(lambda t: (t >= low) & (t < high))(
-            np.nan_to_num(m.truth_snr[m.truth_index], nan=-1.0))] / beam
-        for m, beam in zip(matches, beams_deg, strict=True)])
+    def within(m) -> np.ndarray:
+        snr = np.nan_to_num(m.truth_snr[m.truth_index], nan=-1.0)
+        return (snr >= low) & (snr < high)
+
+    off = np.concatenate([m.separation_deg[within(m)] / beam
+                          for m, beam in zip(matches, beams_deg, strict=True)])
     key = f"ge{low:g}" if not np.isfinite(high) else f"{low:g}to{high:g}"
     return {f"n_offset_{key}": int(off.size),
             f"offset_{key}_median_beams": float(np.median(off)) if off.size else None,
@@ -292,8 +294,8 @@ def main() -> None:
         tuned, tuning = tune_bdsf(val, w)
         tuned_name = f"pybdsf tuned ({tuned[0]:g}/{tuned[1]:g})"
         finders, seconds, models = {}, {"radiofind": 0.0, "pybdsf": 0.0}, set()
-        matches = {"radiofind": [], "radiofind" + ON_PEAKS: [], "pybdsf default": [],
-                   tuned_name: [], tuned_name + ON_PEAKS: []}
+        ours, theirs = f"radiofind, {ON_PEAKS}", f"{tuned_name}, {ON_PEAKS}"
+        matches = {"radiofind": [], ours: [], "pybdsf default": [], tuned_name: [], theirs: []}
         # At uniform weighting, also each finder given the field's natural image: radiofind's
         # detections confirmed by it, PyBDSF's islands found in it (tuned again with it).
         confirm = "natural" if w == "uniform" and "natural" in args.weightings else None
@@ -306,13 +308,13 @@ def main() -> None:
             seconds["radiofind"] += dt
             models.add(model)
             matches["radiofind"].append(field_match(f, w, cat))
-            matches["radiofind" + ON_PEAKS].append(field_match(f, w, cat, on_peaks=True))
+            matches[ours].append(field_match(f, w, cat, on_peaks=True))
             cat, dt = run_bdsf(f, w, PYBDSF_DEFAULT)
             seconds["pybdsf"] += dt
             matches["pybdsf default"].append(field_match(f, w, cat))
             cat = run_bdsf(f, w, tuned)[0]
             matches[tuned_name].append(field_match(f, w, cat))
-            matches[tuned_name + ON_PEAKS].append(field_match(f, w, cat, on_peaks=True))
+            matches[theirs].append(field_match(f, w, cat, on_peaks=True))
             if confirm:
                 matches[CONFIRMED].append(field_match(f, w, run_radiofind(f, w, confirm)[0]))
                 matches[isl_name].append(field_match(f, w, run_bdsf(f, w, tuned_isl, confirm)[0]))
@@ -331,7 +333,6 @@ def main() -> None:
                 "vs_uniform_alone": against(finders[CONFIRMED], finders[tuned_name])}
         # Both finders scored with each detection on its image peak: the detection SNR is then
         # the peak's, whichever finder placed it where.
-        ours, theirs = "radiofind" + ON_PEAKS, tuned_name + ON_PEAKS
         results.setdefault("on_peaks", {})[w] = {
             "vs": theirs, "vs_tuned": against(finders[ours], finders[theirs]),
             "vs_tuned_resampled": resampled(matches[ours], matches[theirs], TARGETS[w])}
@@ -369,7 +370,7 @@ def main() -> None:
               "with SNR ≥ 5 that are true (how many there are); offset ≥5: distance from each "
               "such true source to its matched detection, in beams (median / 90th percentile); "
               "offset 3–5: the same for the true sources with 3 <= SNR < 5 that were found. "
-              f"\"{ON_PEAKS[2:]}\": the same catalogue with every detection moved to the image's "
+              f"\"{ON_PEAKS}\": the same catalogue with every detection moved to the image's "
               "brightest pixel within a quarter beam (to sub-pixel precision) before it is "
               "scored, as detect --refine-snr 0 places radiofind's: the purity bins then hold "
               "each detection at the height of the peak it stands for, wherever the finder put "
@@ -387,7 +388,7 @@ def main() -> None:
             f" ({r['share_meeting']:.0%})"
 
     rows = [(w, wres) for w, wres in results["weightings"].items()]
-    rows += [(f"{w}, radiofind{ON_PEAKS} vs {c['vs']}", c)
+    rows += [(f"{w}, radiofind, {ON_PEAKS} vs {c['vs']}", c)
              for w, c in results.get("on_peaks", {}).items()]
     rows += [(f"{w}, {CONFIRMED} vs {c['vs']}", c)
              for w, c in results.get("confirmed", {}).items()]

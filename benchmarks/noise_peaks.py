@@ -73,13 +73,18 @@ def snr_map(image, noise: float) -> np.ndarray:
     return np.where(np.isfinite(data), data, -np.inf)
 
 
+def local_maxima(filled: np.ndarray, low: float) -> np.ndarray:
+    """Pixels no lower than their 3 x 3 neighbourhood and at least ``low``."""
+    return (filled == ndimage.maximum_filter(filled, size=3)) & (filled >= low)
+
+
 def field_peaks(folder: Path, weighting: str) -> dict:
     """Noise peaks >= SNR in one field, the Gaussian-field expectation, true sources >= SNR."""
     image, ra, dec, snr, noise = field_truth(folder, weighting)
     filled = snr_map(image, noise)
     beam = image.beam_pixels
     far = far_from_truth(folder, weighting)  # peaks and area near a truth source are not counted
-    peaks = (filled == ndimage.maximum_filter(filled, size=3)) & (filled >= SNR) & far
+    peaks = local_maxima(filled, SNR) & far
     area = int((far & np.isfinite(filled)).sum())
     lam2 = (2.0 * math.sqrt(2.0 * math.log(2.0)) / beam) ** 2
     expect = area * lam2 / (2.0 * math.pi) ** 1.5 * SNR * math.exp(-SNR ** 2 / 2.0)
@@ -208,7 +213,7 @@ def peak_shapes(folder: Path, weighting: str, half: int) -> dict:
 
     image, ra, dec, snr, noise = field_truth(folder, weighting)
     filled = snr_map(image, noise)
-    peaks = (filled == ndimage.maximum_filter(filled, size=3)) & (filled >= SHAPE_FROM)
+    peaks = local_maxima(filled, SHAPE_FROM)
     peaks[:half], peaks[-half:], peaks[:, :half], peaks[:, -half:] = False, False, False, False
     y, x = np.nonzero(peaks)
     beam = image.beam_pixels

@@ -337,12 +337,12 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
                  "response check", best["delta_max"], best["threshold"], best["a_min"],
                  best["centre"])
         best, checks = search_response(fields, rule_tables(best["delta_max"], best["threshold"]),
-                                       best, truth=truth, demand=demand)
+                                       best, truth=truth, demand=demand, det_noise=det_noise)
         trials += checks
     if taper_check:
         log.info("searching the taper check on the chosen rule")
         best, checks = search_taper(fields, rule_tables(best["delta_max"], best["threshold"]),
-                                    best, truth=truth, demand=demand)
+                                    best, truth=truth, demand=demand, det_noise=det_noise)
         trials += checks
     return best, trials
 
@@ -351,8 +351,8 @@ def _trial_scores(s: dict) -> dict:
     return {k: s[k] for k in ("pc3", "pc4", "pc5", "s90", "c_ge5", "p_ge5")}
 
 
-def search_response(fields, tables, best: dict, *, truth: dict, demand: dict
-                    ) -> tuple[dict, list[dict]]:
+def search_response(fields, tables, best: dict, *, truth: dict, demand: dict,
+                    det_noise: dict | None = None) -> tuple[dict, list[dict]]:
     """Search the response check (``RESPONSE_SNR_GRID`` x ``MIN_RESPONSE_GRID``) on the chosen
     TBD settings' blobs (``tables``); returns the best trial and all of them.
 
@@ -365,7 +365,7 @@ def search_response(fields, tables, best: dict, *, truth: dict, demand: dict
     check's SNRs still used the truth's noise.)
     """
     trials = []
-    det_noise = {f.name: detection_noise(f) for f in fields}
+    det_noise = det_noise or {f.name: detection_noise(f) for f in fields}
     for response_snr, min_response in itertools.product(RESPONSE_SNR_GRID, MIN_RESPONSE_GRID):
         if min_response == 0 and response_snr != RESPONSE_SNR_GRID[0]:
             continue  # no check: one trial
@@ -399,8 +399,8 @@ def _best_check(trials: list[dict], *, strength) -> dict:
     return max(trials, key=key)
 
 
-def search_taper(fields, tables, best: dict, *, truth: dict, demand: dict
-                 ) -> tuple[dict, list[dict]]:
+def search_taper(fields, tables, best: dict, *, truth: dict, demand: dict,
+                 det_noise: dict | None = None) -> tuple[dict, list[dict]]:
     """Search the taper check (``TAPER_GRID`` x ``TAPER_SNR_GRID``) on the chosen TBD settings'
     blobs (``tables``), with its response check if it has one; returns the best trial (as
     :func:`_best_check` ranks them: no check unless one is better) and all of them.
@@ -415,7 +415,7 @@ def search_taper(fields, tables, best: dict, *, truth: dict, demand: dict
     if best["min_response"] > 0:
         response = {"alpha": demand["alpha"], "b_n": demand["b_n"],
                     "response_snr": best["response_snr"], "min_response": best["min_response"]}
-    det_noise = {f.name: detection_noise(f) for f in fields}
+    det_noise = det_noise or {f.name: detection_noise(f) for f in fields}
     rule = {k: best[k] for k in TBD_KEYS if k not in ("taper", "taper_snr")}
 
     def trial(fwhm, snr, images=None) -> dict:
