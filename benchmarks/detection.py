@@ -133,22 +133,25 @@ def model_for(image: Path):
     return mdl.name, model_digest(mdl.path)
 
 
-def run_radiofind(folder: Path, weighting: str, confirm: str | None = None
-                  ) -> tuple[Path, float, str]:
+def run_radiofind(folder: Path, weighting: str, confirm: str | None = None, *,
+                  negatives: bool = False) -> tuple[Path, float, str]:
     """Detect with the bundled model; catalogues are cached per model version (card + weights).
     ``confirm``: another weighting whose image confirms the detections (detect --confirm-image,
-    default --confirm-snr)."""
+    default --confirm-snr); ``negatives``: detect --negatives (the catalogue's reliability
+    column and negative counts)."""
     from radiofind.detect.run import CONFIRM_SNR, detect
 
     image = folder / f"{weighting}-image.fits"
     model, digest = model_for(image)
-    tag = f"-confirm-{confirm}-{CONFIRM_SNR:g}" if confirm else ""
+    tag = (f"-confirm-{confirm}-{CONFIRM_SNR:g}" if confirm else "") + \
+        ("-negatives" if negatives else "")
     out = folder / f"{weighting}-radiofind-{model}-{digest}{tag}"
     cat = out / f"{weighting}-image.radiofind.fits"
     t0 = time.perf_counter()
     if not cat.exists():
         detect(image=str(image), outdir=str(out), formats=["fits"], overwrite=True,
-               confirm_image=str(folder / f"{confirm}-image.fits") if confirm else None)
+               confirm_image=str(folder / f"{confirm}-image.fits") if confirm else None,
+               negatives=negatives)
     return cat, time.perf_counter() - t0, model
 
 

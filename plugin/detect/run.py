@@ -19,12 +19,19 @@ import numpy as np
 from astropy.io import fits
 
 from radiofind.errors import RadiofindError
-from radiofind.io.catalog import check_formats, make_catalog, output_names, write_catalog
+from radiofind.io.catalog import (
+    check_formats,
+    make_catalog,
+    output_names,
+    read_catalog,
+    write_catalog,
+)
 from radiofind.io.images import (
     FitsMapWriter,
     FitsPlane,
     binned,
     check_another,
+    negated,
     open_image,
     tapered,
     unbinned_pixels,
@@ -81,6 +88,24 @@ def _kept(keep: np.ndarray, *per_detection):
     return tuple(cut(v) for v in per_detection)
 
 
+def _negatives(table, negative_snr) -> dict:
+    """Add the ``reliability`` column and the negative counts (header) to ``table`` from the SNRs
+    of the detections in the negated image; returns them for the summary."""
+    from radiofind.detect.reliability import PURITY_SNRS, purity_estimate, reliability
+
+    snr = np.asarray(table["snr"], dtype=float)
+    neg = np.asarray(negative_snr, dtype=float)
+    table["reliability"] = reliability(snr, neg)
+    above = {f"{s:g}": int((neg >= s).sum()) for s in PURITY_SNRS}
+    purity = {f"{s:g}": purity_estimate(snr, neg, s) for s in PURITY_SNRS}
+    table.meta["NEGDET"] = int(neg.size)
+    for s in PURITY_SNRS:
+        table.meta[f"NEGGE{s:g}"] = above[f"{s:g}"]
+        if purity[f"{s:g}"] is not None:
+            table.meta[f"EPURE{s:g}"] = round(purity[f"{s:g}"], 4)
+    return {"n": int(neg.size), "above": above, "purity": purity}
+
+
 def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int | None = None,
            a_min: int | None = None, centre: str | None = None, threshold: float | None = None,
            deblend: float | None = None, noise: str = "global", rms_box: int | None = None,
@@ -89,12 +114,27 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
            min_response: float | None = None, confirm_image: str | None = None,
            confirm_snr: float = CONFIRM_SNR, symmetries: int | None = None,
            taper: float | None = None, taper_snr: float | None = None,
+           negatives: bool = False,
            formats=("fits", "csv", "ds9", "crtf"), overwrite: bool = False) -> dict:
     """Detect point sources in ``image`` and write the catalogue and the output map.
 
     Parameters are those of the ``radiofind.detect`` cab. Returns a summary dict (model used,
     threshold, number of sources, output paths, timings).
     """
+    return _detect(**locals())
+
+
+def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None,
+            a_min: int | None, centre: str | None, threshold: float | None,
+            deblend: float | None, noise: str, rms_box: int | None, chunk: int,
+            scheduler: str | None, progress: bool, refine_snr: float | None,
+            response_snr: float | None, min_response: float | None, confirm_image: str | None,
+            confirm_snr: float, symmetries: int | None, taper: float | None,
+            taper_snr: float | None, negatives: bool, formats, overwrite: bool,
+            negate: bool = False) -> dict:
+    """:func:`detect`; ``negate``: search the image (and the confirming one) times -1, for
+    --negatives (the search, its checks and its threshold as given, nothing printed)."""
+    params = {k: v for k, v in locals().items() if k != "negate"}
     import dask.array as da
 
     from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs, split_levels, weak_response
@@ -130,9 +170,14 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
     if confirm_image:
         check_another(confirm_image, image, "--confirm-image")
         other = open_image(confirm_image, chunk=chunk)
+    if negate:
+        img = negated(img)
+        other = None if other is None else negated(other)
     names = output_names(image, formats, "radiofind")
     map_name = names["base"] + "-map.fits"
-    planned = [names[f] for f in formats] + [map_name]
+    negatives_name = names["base"] + "-negatives"
+    planned = [names[f] for f in formats] + [map_name] + (
+        [negatives_name + ".fits"] if negatives else [])
     if model:
         mdl, why = resolve_model(model), "--model"
     else:
@@ -299,11 +344,24 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                                       and math.isfinite(refine_snr) else "off")})
         if threshold is None:
             table.meta["DELTAMAX"] = tbd["delta_max"]
+        if negate:
+            table.meta["NEGATED"] = (True, "the image times -1 searched")
         if taper_fwhm > 0:
             table.meta.update({"TAPER": taper_fwhm, "TAPERSNR": float(tbd["taper_snr"])})
         if other is not None:
             table.meta.update({"CONFIRM": Path(confirm_image).name, "CONFSNR": float(confirm_snr),
                                "TBDFOR": tbd_for})
+        negative = None
+        if negatives:
+            # The same search on the image times -1, cut at this map threshold: its detections
+            # count the noise peaks this one keeps at each SNR (reliability.py).
+            found = _detect(**{**params, "outdir": str(stage.scratch("negatives")),
+                               "model": model or mdl.name, "threshold": blobs.threshold,
+                               "delta_max": None, "progress": False, "negatives": False,
+                               "formats": ["fits"], "overwrite": True, "negate": True})
+            negative_table = read_catalog(found["catalog"])
+            negative = _negatives(table, negative_table["snr"])
+            write_catalog(negative_table, stage, negatives_name, ["fits"])
         write_catalog(table, stage, names["base"], formats)
         fits.setval(map_path, "RFTHRESH", value=blobs.threshold)
     summary = {"image": image, "model": mdl.name, "model_reason": why, "n_sources": len(table),
@@ -314,14 +372,25 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
                "response_check": check, "n_weak_response": int(weak.sum()),
                "symmetries": n_sym, "taper": taper_fwhm, "n_untapered": n_untapered,
                "n_unconfirmed": n_unconfirmed, "n_outside_confirmation": n_outside,
+               "negatives": negative,
                "catalog": str(Path(outdir) / names.get("fits", names[formats[0]])),
-               "map": str(Path(outdir) / map_name), "chunk": chunk, "bin": factor,
+               "map": str(Path(outdir) / map_name), "chunk": chunk,
+               "negatives_catalog": (str(Path(outdir) / (negatives_name + ".fits"))
+                                     if negatives else None), "bin": factor,
                "scheduler": where,
                "seconds": {"noise": t1 - t0, "network": t2 - t1, "tbd": t3 - t2,
                            "total": time.perf_counter() - t0}}
     log.info("timings: noise %.1f s, network + map %.1f s, blob detection %.1f s, total %.1f s",
              *summary["seconds"].values())
+    if negate:
+        return summary
     print(f"radiofind detect: {len(table)} sources in {Path(image).name} (model {mdl.name}, "
           f"{why}; noise {sigma:.3g}{' (local)' if noise == 'local' else ''}, threshold "
           f"{blobs.threshold:.3g}) -> {outdir}")
+    if negative is not None:
+        snrs = " / ".join(negative["above"])
+        print(f"radiofind detect --negatives: {negative['n']} detections in the image times -1, "
+              f"{' / '.join(str(v) for v in negative['above'].values())} above SNR {snrs}; "
+              f"estimated purity above SNR {snrs}: "
+              + " / ".join("-" if v is None else f"{v:.2f}" for v in negative["purity"].values()))
     return summary

@@ -435,6 +435,30 @@ def tapered(img: Image, fwhm_beams: float) -> Image:
     return Image(data=data, wcs=img.wcs, beam=beam, header=header, path=img.path)
 
 
+class _NegatedPoints:
+    """A reader of scattered pixels (:attr:`Image.pixels`) whose values come back sign-flipped."""
+
+    ndim = 2
+
+    def __init__(self, points):
+        self.points = points
+        self.shape = points.shape
+        self.dtype = points.dtype
+
+    def __getitem__(self, key) -> np.ndarray:
+        return -np.asarray(self.points[key])
+
+
+def negated(img: Image) -> Image:
+    """``img`` times -1, lazily (blanks stay blank): its sources become troughs and its noise
+    troughs become peaks, with the same statistics as the noise peaks of ``img`` where the noise
+    is symmetric. What detect --negatives searches to count the false detections it would make."""
+    header = img.header.copy()
+    header["RFNEGATE"] = (True, "radiofind: the image times -1")
+    return Image(data=-img.data, wcs=img.wcs, beam=img.beam, header=header, path=img.path,
+                 points=None if img.points is None else _NegatedPoints(img.points))
+
+
 def _taper_block(block: np.ndarray, sigma: float) -> np.ndarray:
     from scipy import ndimage
 
