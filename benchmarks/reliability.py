@@ -97,30 +97,44 @@ def fmt(v, digits=2) -> str:
 
 
 def markdown(results: dict) -> str:
-    lines = ["| fields | weighting | model | SNR | detections | false | negatives | purity | "
-             "estimated |", "|---|---|---|---|---|---|---|---|---|"]
+    """A summary table (the README's), then the counts behind it."""
+    def pe(row):
+        return f"{fmt(row['purity'])} ({fmt(row['purity_estimated'])})"
+
+    def calib(r, lo, hi):
+        sel = [c for c in r["calibration"] if c["lo"] >= lo and c["hi"] <= hi]
+        n = sum(c["detections"] for c in sel)
+        t = sum(c["detections"] * c["fraction_true"] for c in sel if c["detections"])
+        return f"{fmt(t / n if n else None)} ({n})"
+
+    lines = ["| fields | weighting | model | purity (estimated) at SNR 3–4 | 4–4.5 | 4.5–5 | "
+             "5–6 | above 4 | above 5 | one field's abs error above 4: median / 90 % | "
+             "above 5 | true among R ≥ 0.9 | R < 0.5 |", "|" + "---|" * 13]
+    for name, r in results["sets"].items():
+        label, weighting = name.rsplit(" ", 1)
+        rng, above = r["ranges"], r["above"]
+        p4, p5 = r["per_field"]["4"], r["per_field"]["5"]
+        lines.append(
+            f"| {label} ({r['fields']}) | {weighting} | {r['model']} | "
+            + " | ".join(pe(row) for row in rng[:4]) + f" | {pe(above[1])} | {pe(above[2])} | "
+            f"{fmt(p4['median_abs_error'])} / {fmt(p4['p90_abs_error'])} | "
+            f"{fmt(p5['median_abs_error'])} / {fmt(p5['p90_abs_error'])} | "
+            f"{calib(r, 0.9, 1.0)} | {calib(r, 0.0, 0.5)} |")
+    lines += ["", "Counts: detections, false ones (the truth's) and the negated image's detections "
+              "in each SNR range (the catalogue's SNR).", "",
+              "| fields | weighting | SNR | detections | false | negatives | purity | estimated |",
+              "|---|---|---|---|---|---|---|---|"]
     for name, r in results["sets"].items():
         label, weighting = name.rsplit(" ", 1)
         for row in r["ranges"] + r["above"]:
             snr = (f"≥ {row['lo']:g}" if row in r["above"] else
                    f"{row['lo']:g}–{row['hi']:g}" if row["hi"] is not None
                    else f"{row['lo']:g}+")
-            lines.append(f"| {label} | {weighting} | {r['model']} | {snr} | {row['detections']} | "
+            lines.append(f"| {label} | {weighting} | {snr} | {row['detections']} | "
                          f"{row['false']} | {row['negatives']} | {fmt(row['purity'])} | "
                          f"{fmt(row['purity_estimated'])} |")
-    lines += ["", "One image at a time (the estimate a user gets from one image): the estimated "
-              "purity above SNR 4 and 5 minus the true one, per field.", "",
-              "| fields | weighting | above SNR 4: median / 90th percentile of abs error | "
-              "above SNR 5 |", "|---|---|---|---|"]
-    for name, r in results["sets"].items():
-        label, weighting = name.rsplit(" ", 1)
-        p4, p5 = r["per_field"]["4"], r["per_field"]["5"]
-        lines.append(f"| {label} | {weighting} | {fmt(p4['median_abs_error'])} / "
-                     f"{fmt(p4['p90_abs_error'])} ({p4['fields']} fields) | "
-                     f"{fmt(p5['median_abs_error'])} / {fmt(p5['p90_abs_error'])} "
-                     f"({p5['fields']} fields) |")
     lines += ["", "Calibration of the reliability column: detections binned by it, the fraction "
-              "of them that are true.", "",
+              "of them that are true (how many).", "",
               "| fields | weighting | " + " | ".join(
                   f"R {lo:g}–{min(hi, 1):g}" for lo, hi in
                   zip(RELIABILITY_BINS[:-1], RELIABILITY_BINS[1:])) + " |",
