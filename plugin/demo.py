@@ -18,6 +18,30 @@ from radiofind.io.outputs import staged_outputs
 WEIGHTINGS = ("natural", "uniform")
 
 
+def negatives_line(found: dict, sim: Path) -> str:
+    """radiofind's purity above SNR 3, 4 and 5 as detect --negatives estimated it from the image
+    alone, beside the truth's (catalogue SNRs, the evaluation's match radius)."""
+    import numpy as np
+
+    from radiofind.evaluate.crossmatch import crossmatch
+    from radiofind.evaluate.run import MATCH_RADIUS, table_radec
+    from radiofind.io.catalog import read_catalog
+
+    table = read_catalog(found["catalog"])
+    truth = read_catalog(sim / "truth.fits")
+    beam = float(np.sqrt(table.meta["BMAJ"] * table.meta["BMIN"]))
+    match = crossmatch(*table_radec(truth, "truth"), *table_radec(table, "catalogue"),
+                       radius_deg=MATCH_RADIUS * beam)
+    snr = np.asarray(table["snr"], dtype=float)
+    true = [match.det_is_tp[snr >= s].mean() if (snr >= s).any() else None for s in (3, 4, 5)]
+    est = found["negatives"]["purity"].values()
+    fmt = " / ".join
+    return ("\nradiofind --negatives: estimated purity above SNR 3 / 4 / 5 "
+            + fmt("-" if v is None else f"{v:.2f}" for v in est) + " (truth: "
+            + fmt("-" if v is None else f"{v:.2f}" for v in true) + f"; "
+            f"{found['negatives']['n']} detections in the image times -1)")
+
+
 def demo(*, telescope: str = "meerkat", size: int = 2048, n_sources: int = 800,
          snr_scale: float = 2.5, seed: int = 20261121, overwrite: bool = False,
          outdir: str = "radiofind-demo") -> dict:
@@ -50,7 +74,8 @@ def demo(*, telescope: str = "meerkat", size: int = 2048, n_sources: int = 800,
             image = str(sim / f"{weighting}-image.fits")
             folder = stage.path(weighting)
             t0 = time.perf_counter()
-            found = detect(image=image, outdir=str(folder / dirs[0]), confirm_image=helper)
+            found = detect(image=image, outdir=str(folder / dirs[0]), confirm_image=helper,
+                           negatives=True)
             t1 = time.perf_counter()
             bdsf = run_pybdsf(image=image, outdir=str(folder / dirs[1]), detection_image=helper)
             t2 = time.perf_counter()
@@ -67,15 +92,16 @@ def demo(*, telescope: str = "meerkat", size: int = 2048, n_sources: int = 800,
             summary["metrics"][weighting] = metrics
             summary[f"{weighting}_model"] = found["model"]
             report.append(f"\n{weighting} weighting (model {found['model']}):\n"
-                          + format_table(metrics))
+                          + format_table(metrics) + negatives_line(found, sim))
         # The uniform image again, both finders given the field's natural image: radiofind keeps
         # the detections it confirms, PyBDSF finds its islands in it.
-        _, metrics = compare("uniform", "uniform + natural",
-                             ("radiofind-confirmed", "pybdsf-natural-islands",
-                              "metrics-with-natural"), helper=str(sim / "natural-image.fits"))
+        found, metrics = compare("uniform", "uniform + natural",
+                                 ("radiofind-confirmed", "pybdsf-natural-islands",
+                                  "metrics-with-natural"), helper=str(sim / "natural-image.fits"))
         summary["metrics"]["uniform_with_natural"] = metrics
         report.append("\n\nuniform weighting with the natural image (radiofind --confirm-image, "
-                      "pybdsf --detection-image):\n" + format_table(metrics))
+                      "pybdsf --detection-image):\n" + format_table(metrics)
+                      + negatives_line(found, sim))
         summary["seconds"]["total"] = round(time.perf_counter() - t_start, 1)
         text = "".join(report) + "\n\ntimings (s): " + ", ".join(
             f"{k} {v}" for k, v in summary["seconds"].items()) + "\n"

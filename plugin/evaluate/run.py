@@ -27,11 +27,12 @@ from radiofind.io.images import Image, read_image
 from radiofind.io.outputs import check_writable, staged_outputs
 from radiofind.noise import measure_snr, pixel_values
 
+MATCH_RADIUS = 0.6667  # crossmatch radius, beams (2/3 of the beam size, as DeepSource)
 OUTPUTS = ("metrics.json", "metrics.png", "metrics.txt")
 
 
 def evaluate(*, truth: str | os.PathLike, image: str | os.PathLike,
-             catalogs: str | Iterable[str], snr_bin: float = 0.5, match_radius: float = 0.6667,
+             catalogs: str | Iterable[str], snr_bin: float = 0.5, match_radius: float = MATCH_RADIUS,
              overwrite: bool = False, outdir: str | os.PathLike) -> dict:
     """Crossmatch catalogues against the truth and write purity/completeness metrics and a plot.
 
@@ -118,7 +119,7 @@ class FieldMatch:
 
 
 def match_field(image: Image, truth_ra, truth_dec, truth_snr, noise: float, det_ra, det_dec, *,
-                match_radius: float = 0.6667) -> FieldMatch:
+                match_radius: float = MATCH_RADIUS) -> FieldMatch:
     """Crossmatch detections with the truth in one image; detection SNRs use the truth's noise."""
     d_ra, d_dec = np.asarray(det_ra, float), np.asarray(det_dec, float)
     d_x, d_y = image.world_to_pixel(d_ra, d_dec)
@@ -155,7 +156,7 @@ def above_five(matches) -> dict:
 
 
 def compare_catalogs(image: Image, truth: Table, catalogs: Mapping[str, Table], *,
-                     snr_bin: float = 0.5, match_radius: float = 0.6667) -> dict:
+                     snr_bin: float = 0.5, match_radius: float = MATCH_RADIUS) -> dict:
     """Score catalogues (already read) against the truth in ``image``; nothing is written.
 
     Parameters
