@@ -104,6 +104,18 @@ def test_detect_negatives_is_the_search_of_the_image_times_minus_one(tmp_path):
     assert not list((tmp_path / "plain").glob("*negatives*"))
 
 
+def test_detect_negatives_warns_when_they_are_few(tmp_path, caplog):
+    from radiofind.detect.run import detect
+
+    data, *_ = make_image(128, n_sources=3, snr=(10.0, 20.0), seed=3)
+    image = write_image(tmp_path / "img.fits", data, make_header(128))
+    with caplog.at_level("WARNING", logger="radiofind"):
+        summary = detect(image=image, outdir=str(tmp_path / "out"), formats=["fits"],
+                         negatives=True)
+    assert summary["negatives"]["n"] < 10
+    assert f"only {summary['negatives']['n']} detections in the image times -1" in caplog.text
+
+
 def test_detect_negatives_does_not_overwrite(tmp_path):
     from radiofind.detect.run import detect
 

@@ -21,6 +21,9 @@ import numpy as np
 SNR_KERNEL = 0.25  # Gaussian kernel (sigma) over which detections and negatives are counted
 _STEP = 0.05  # histogram step, in SNR, of the kernel counts
 PURITY_SNRS = (3.0, 4.0, 5.0)  # SNRs above which detect reports the estimated purity
+# Fewer negative detections than this and detect warns that its estimates are rough: a count of
+# n has a Poisson error of sqrt(n), and one 1024² uniform field holds ~4 (README, "Reliability").
+MIN_NEGATIVES = 10
 
 
 def reliability(snr, negative_snr, *, width: float = SNR_KERNEL) -> np.ndarray:

@@ -91,10 +91,18 @@ def _kept(keep: np.ndarray, *per_detection):
 def _negatives(table, negative_snr) -> dict:
     """Add the ``reliability`` column and the negative counts (header) to ``table`` from the SNRs
     of the detections in the negated image; returns them for the summary."""
-    from radiofind.detect.reliability import PURITY_SNRS, purity_estimate, reliability
+    from radiofind.detect.reliability import (
+        MIN_NEGATIVES,
+        PURITY_SNRS,
+        purity_estimate,
+        reliability,
+    )
 
     snr = np.asarray(table["snr"], dtype=float)
     neg = np.asarray(negative_snr, dtype=float)
+    if neg.size < MIN_NEGATIVES:
+        log.warning("only %d detections in the image times -1: the reliability and purity "
+                    "estimates rest on them and are rough (a larger image holds more)", neg.size)
     table["reliability"] = reliability(snr, neg)
     above = {f"{s:g}": int((neg >= s).sum()) for s in PURITY_SNRS}
     purity = {f"{s:g}": purity_estimate(snr, neg, s) for s in PURITY_SNRS}
