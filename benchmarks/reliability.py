@@ -9,8 +9,8 @@ fields (seeds 500000+, simulated if missing) and, where asked, on generalisation
 800000+, e.g. deep cleaning, where noise peaks are restored as clean beams and the measured noise
 is too low):
 
-    python benchmarks/reliability.py                                # ~5 min on 2 cores
-    python benchmarks/reliability.py --variants deep-clean,noise-x3
+    python benchmarks/reliability.py                                # ~3 min on 2 cores
+    python benchmarks/reliability.py --variants deep-clean,noise-x3 --large 4096
 
 Detections are binned by the catalogue's SNR (detect's own noise, what a user sees). Writes
 benchmarks/results/reliability.json and .md.
@@ -33,6 +33,7 @@ sys.path.insert(0, str(HERE))
 RANGES = ((3.0, 4.0), (4.0, 4.5), (4.5, 5.0), (5.0, 6.0), (6.0, np.inf))
 ABOVE = (3.0, 4.0, 5.0)
 RELIABILITY_BINS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0001)
+LARGE_SEED = 700010  # no training run or other benchmark uses it
 
 
 def field_rows(folder: Path, weighting: str) -> dict:
@@ -153,6 +154,9 @@ def main() -> None:
     ap.add_argument("--variants", default="",
                     help="generalisation variants to add (comma-separated), 6 fields each")
     ap.add_argument("--variant-fields", type=int, default=6)
+    ap.add_argument("--large", type=int, default=0,
+                    help="also one field of this size² per telescope (a survey-size image, "
+                         "the held-out fields' source density; seed 700010)")
     ap.add_argument("--work", default=str(HERE / "work"))
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args()
@@ -168,6 +172,10 @@ def main() -> None:
         seeds = list(range(detection.FIRST_TEST_SEED, detection.FIRST_TEST_SEED + args.fields))
         held_out = detection.simulate_fields(work / telescope, telescope, seeds, 1024, 150, 2.5)
         groups = {f"held-out {telescope}": held_out}
+        if args.large:
+            groups[f"{args.large}² {telescope}"] = detection.simulate_fields(
+                work / "reliability-large", telescope, [LARGE_SEED], args.large,
+                round(150 * (args.large / 1024) ** 2), 2.5)
         for variant in filter(None, args.variants.split(",")):
             groups[f"{variant} {telescope}"] = [
                 generalisation.simulate_field(work / "generalisation", variant, seed,
