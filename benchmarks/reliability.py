@@ -36,13 +36,14 @@ RELIABILITY_BINS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0001)
 LARGE_SEED = 700010  # no training run or other benchmark uses it
 
 
-def field_rows(folder: Path, weighting: str) -> dict:
-    """One field's detections (catalogue SNR, true?, reliability) and negatives' SNRs."""
+def field_rows(folder: Path, weighting: str, confirm: str | None = None) -> dict:
+    """One field's detections (catalogue SNR, true?, reliability) and negatives' SNRs;
+    ``confirm``: with the other weighting's image confirming (detect --confirm-image)."""
     from astropy.table import Table
 
     import detection
 
-    cat, seconds, model = detection.run_radiofind(folder, weighting, negatives=True)
+    cat, seconds, model = detection.run_radiofind(folder, weighting, confirm, negatives=True)
     match = detection.field_match(folder, weighting, cat)
     table = Table.read(cat)
     negatives = Table.read(cat.with_name(cat.name.replace(".radiofind.fits",
@@ -188,6 +189,10 @@ def main() -> None:
                     [field_rows(f, weighting) for f in folders])
                 print(f"{label} {weighting}: done ({time.perf_counter() - t0:.0f} s)",
                       flush=True)
+            if label.startswith("held-out"):
+                # The uniform search confirmed by the natural image (detect --confirm-image).
+                sets[f"{label} uniform+natural"] = summarise(
+                    [field_rows(f, "uniform", "natural") for f in folders])
     results = {"sets": sets, "seconds": time.perf_counter() - t0,
                "command": " ".join(sys.argv)}
     out = Path(args.out)
