@@ -116,6 +116,28 @@ def test_detect_negatives_warns_when_they_are_few(tmp_path, caplog):
     assert f"only {summary['negatives']['n']} detections in the image times -1" in caplog.text
 
 
+def test_detect_negatives_with_a_confirming_image_negates_both_and_warns(tmp_path, caplog):
+    from radiofind.detect.run import detect
+
+    data, x, y, _ = make_image(256, n_sources=10, snr=(8.0, 30.0), seed=7)
+    other, *_ = make_image(256, n_sources=0, seed=8)
+    image = write_image(tmp_path / "uniform.fits", data, make_header(256))
+    # The confirming image holds a deep trough at one of the image's own troughs: only there can
+    # the negated search keep a detection.
+    yy, xx = np.unravel_index(np.argmin(data), data.shape)
+    other[yy - 2:yy + 3, xx - 2:xx + 3] -= 1e-4
+    confirm = write_image(tmp_path / "natural.fits", other, make_header(256))
+    with caplog.at_level("WARNING", logger="radiofind"):
+        summary = detect(image=image, outdir=str(tmp_path / "out"), formats=["fits"],
+                         confirm_image=confirm, negatives=True)
+    assert "estimates are optimistic" in caplog.text
+    negatives = Table.read(summary["negatives_catalog"])
+    assert len(negatives) >= 1
+    d = np.hypot(np.asarray(negatives["x"]) - xx, np.asarray(negatives["y"]) - yy)
+    assert d.max() < 3.0  # every one at the trough both images share
+    assert (np.asarray(negatives["confirm_snr"]) >= 4.0).all()
+
+
 def test_detect_negatives_does_not_overwrite(tmp_path):
     from radiofind.detect.run import detect
 
