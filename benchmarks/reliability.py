@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from radiofind.detect.reliability import purity_estimate
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -43,11 +45,10 @@ def field_rows(folder: Path, weighting: str, confirm: str | None = None) -> dict
 
     import detection
 
-    cat, seconds, model = detection.run_radiofind(folder, weighting, confirm, negatives=True)
+    cat, _, model = detection.run_radiofind(folder, weighting, confirm, negatives=True)
     match = detection.field_match(folder, weighting, cat)
     table = Table.read(cat)
-    negatives = Table.read(cat.with_name(cat.name.replace(".radiofind.fits",
-                                                          ".radiofind-negatives.fits")))
+    negatives = Table.read(cat.with_name(cat.stem + "-negatives.fits"))  # detect's naming
     return {"snr": np.asarray(table["snr"], float), "true": np.asarray(match.det_is_tp, bool),
             "reliability": np.asarray(table["reliability"], float),
             "negative_snr": np.asarray(negatives["snr"], float), "model": model}
@@ -65,18 +66,14 @@ def summarise(fields: list[dict]) -> dict:
         sel = (snr >= lo) & (snr < hi)
         n, n_true = int(sel.sum()), int(true[sel].sum())
         n_neg = int(((neg >= lo) & (neg < hi)).sum())
-        return {"lo": lo, "hi": hi if np.isfinite(hi) else None, "detections": n, "false": n - n_true, "negatives": n_neg,
-                "purity": n_true / n if n else None,
+        return {"lo": lo, "hi": hi if np.isfinite(hi) else None, "detections": n,
+                "false": n - n_true, "negatives": n_neg, "purity": n_true / n if n else None,
                 "purity_estimated": max(0.0, 1 - n_neg / n) if n else None}
 
     per_field = {}
     for s in (4.0, 5.0):
-        errors = []
-        for f in fields:
-            n = int((f["snr"] >= s).sum())
-            if n:
-                errors.append(max(0.0, 1 - int((f["negative_snr"] >= s).sum()) / n)
-                              - f["true"][f["snr"] >= s].mean())
+        errors = [purity_estimate(f["snr"], f["negative_snr"], s)
+                  - f["true"][f["snr"] >= s].mean() for f in fields if (f["snr"] >= s).any()]
         per_field[f"{s:g}"] = {"fields": len(errors),
                                "median_abs_error": float(np.median(np.abs(errors)))
                                if errors else None,

@@ -104,13 +104,14 @@ def _negatives(table, negative_snr) -> dict:
         log.warning("only %d detections in the image times -1: the reliability and purity "
                     "estimates rest on them and are rough (a larger image holds more)", neg.size)
     table["reliability"] = reliability(snr, neg)
-    above = {f"{s:g}": int((neg >= s).sum()) for s in PURITY_SNRS}
-    purity = {f"{s:g}": purity_estimate(snr, neg, s) for s in PURITY_SNRS}
+    snrs = {f"{s:g}": s for s in PURITY_SNRS}
+    above = {k: int((neg >= s).sum()) for k, s in snrs.items()}
+    purity = {k: purity_estimate(snr, neg, s) for k, s in snrs.items()}
     table.meta["NEGDET"] = int(neg.size)
-    for s in PURITY_SNRS:
-        table.meta[f"NEGGE{s:g}"] = above[f"{s:g}"]
-        if purity[f"{s:g}"] is not None:
-            table.meta[f"EPURE{s:g}"] = round(purity[f"{s:g}"], 4)
+    for k in snrs:
+        table.meta[f"NEGGE{k}"] = above[k]
+        if purity[k] is not None:
+            table.meta[f"EPURE{k}"] = round(purity[k], 4)
     return {"n": int(neg.size), "above": above, "purity": purity}
 
 

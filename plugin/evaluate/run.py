@@ -32,8 +32,9 @@ OUTPUTS = ("metrics.json", "metrics.png", "metrics.txt")
 
 
 def evaluate(*, truth: str | os.PathLike, image: str | os.PathLike,
-             catalogs: str | Iterable[str], snr_bin: float = 0.5, match_radius: float = MATCH_RADIUS,
-             overwrite: bool = False, outdir: str | os.PathLike) -> dict:
+             catalogs: str | Iterable[str], snr_bin: float = 0.5,
+             match_radius: float = MATCH_RADIUS, overwrite: bool = False,
+             outdir: str | os.PathLike) -> dict:
     """Crossmatch catalogues against the truth and write purity/completeness metrics and a plot.
 
     Parameters
