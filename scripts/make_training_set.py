@@ -7,6 +7,9 @@ whose folder already holds simulation.json is skipped, so a killed run continues
 
     python scripts/make_training_set.py --telescope meerkat --fields 160 --out data/meerkat
 
+``--super-weights 1,0.5,0.25`` images the fields with WSClean's uniform weights of 1024-, 2048- and
+4096-pixel images in turn (the beam at uniform weighting depends on the image size).
+
 ``--only`` simulates some of those fields alone, each exactly as in the whole set (e.g. a model
 card's validation fields, to re-run its TBD search with scripts/retune_tbd.py).
 """
@@ -41,6 +44,11 @@ def main() -> None:
                     help="exponential SNR scales, cycled over the fields (1.5 = DeepSource; a "
                          "flatter 3.0 gives the uniform-weighting images enough detectable "
                          "sources)")
+    ap.add_argument("--super-weights", default="1",
+                    help="WSClean -super-weight values, cycled over the fields (1,0.5,0.25 at "
+                         "1024 pixels: the uniform weights of 1024-, 2048- and 4096-pixel images)")
+    ap.add_argument("--weightings", default="natural,uniform",
+                    help="weightings to image, comma-separated")
     ap.add_argument("--only", help="comma-separated field names or seeds of the set to simulate "
                     "(default: all)")
     ap.add_argument("--out", required=True)
@@ -51,6 +59,7 @@ def main() -> None:
 
     out = Path(args.out)
     scales = [float(v) for v in args.snr_scales.split(",")]
+    super_weights = [float(v) for v in args.super_weights.split(",")]
     try:
         only = ({int(v.strip().rsplit("-", 1)[-1]) for v in args.only.split(",") if v.strip()}
                 if args.only else None)
@@ -69,7 +78,9 @@ def main() -> None:
         t0 = time.perf_counter()
         simulate(telescope=args.telescope, ra=f"{ra:.4f}", dec=f"{dec:.4f}", size=args.size,
                  scale=args.scale, n_sources=args.n_sources, seed=seed,
-                 snr_scale=scales[k % len(scales)], drop_ms=True,
+                 snr_scale=scales[k % len(scales)],
+                 super_weight=super_weights[k % len(super_weights)],
+                 weightings=args.weightings.split(","), drop_ms=True,
                  outdir=str(field), overwrite=True)
         logging.info("field %s (RA %.1f, Dec %.1f) in %.0f s", field.name, ra, dec,
                      time.perf_counter() - t0)

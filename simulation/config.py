@@ -88,6 +88,7 @@ class SimulationConfig:
     auto_threshold: float
     auto_mask: float | None  # WSClean -auto-mask sigma, None when off
     mgain: float
+    super_weight: float  # WSClean -super-weight (1: its default)
     image: bool  # not skip_imaging
     keep_ms: bool  # not drop_ms
     seed: int
@@ -153,6 +154,7 @@ class SimulationConfig:
             niter=_number("niter", p["niter"], integer=True, minimum=0),
             auto_threshold=auto_threshold, auto_mask=auto_mask,
             mgain=_number("mgain", p["mgain"], above=0),
+            super_weight=_number("super_weight", p.get("super_weight", 1.0), above=0),
             image=image, keep_ms=not p["drop_ms"],
             seed=_number("seed", p["seed"], integer=True, minimum=0),
             threads=threads or os.cpu_count() or 1, overwrite=bool(p["overwrite"]))

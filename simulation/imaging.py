@@ -54,25 +54,31 @@ def wsclean_version() -> str:
 
 def wsclean_command(ms: str | os.PathLike, name: str, *, weighting: str, size: int, scale: float,
                     niter: int, auto_threshold: float, mgain: float, threads: int,
-                    auto_mask: float | None = None) -> list[str]:
-    """The WSClean command line for one weighting (``auto_mask`` None: no ``-auto-mask``)."""
+                    auto_mask: float | None = None, super_weight: float = 1.0) -> list[str]:
+    """The WSClean command line for one weighting (``auto_mask`` None: no ``-auto-mask``;
+    ``super_weight`` 1: no ``-super-weight``)."""
     if weighting not in WEIGHTINGS:
         raise RadiofindError(
             f"unknown weighting {weighting!r}; choose from {', '.join(WEIGHTINGS)}")
     # -make-psf: the PSF (and a fitted beam) also when niter is 0; -no-update-model-required:
     # WSClean would otherwise add a MODEL_DATA column to the MS, growing it for nothing.
     mask = ["-auto-mask", f"{auto_mask:g}"] if auto_mask else []
+    # After -weight: WSClean keeps the super-weight in its weighting mode, which -weight replaces
+    # (given before it, -super-weight is silently lost).
+    super_weight_opt = ["-super-weight", f"{super_weight:.10g}"] if super_weight != 1 else []
     return [find_wsclean(), "-data-column", "DATA", "-use-wgridder", "-make-psf",
             "-no-update-model-required",
             "-size", str(size), str(size), "-scale", f"{scale:.10g}asec",
             "-niter", str(niter), "-auto-threshold", f"{auto_threshold:g}", *mask,
             "-mgain", f"{mgain:g}", "-weight", "briggs", f"{WEIGHTINGS[weighting]:g}",
+            *super_weight_opt,
             "-j", str(threads), "-name", name, os.fspath(ms)]
 
 
 def run_wsclean(ms: str | os.PathLike, workdir: str | os.PathLike, *, weighting: str, size: int,
                 scale: float, niter: int = 10000, auto_threshold: float = 3.0, mgain: float = 0.8,
-                threads: int = 1, auto_mask: float | None = None) -> WscleanProducts:
+                threads: int = 1, auto_mask: float | None = None,
+                super_weight: float = 1.0) -> WscleanProducts:
     """Run WSClean on the DATA column; products are written into ``workdir`` as ``<weighting>-*``.
 
     Parameters
@@ -91,6 +97,11 @@ def run_wsclean(ms: str | os.PathLike, workdir: str | os.PathLike, *, weighting:
     auto_mask
         WSClean's ``-auto-mask`` sigma (clean to it, then on to ``auto_threshold`` inside the
         mask of the components found so far); None: no mask.
+    super_weight
+        WSClean's ``-super-weight``: the box the weights are counted in, in uv cells of the image
+        (1/FoV). WSClean counts uniform and Briggs weights per uv cell, so the same data imaged
+        larger get smaller cells, a broader beam and lower noise; 0.25 at 1024 pixels gives the
+        weights (and the beam) of a 4096-pixel image.
     threads
         WSClean's ``-j``.
 
@@ -102,7 +113,7 @@ def run_wsclean(ms: str | os.PathLike, workdir: str | os.PathLike, *, weighting:
     workdir = Path(workdir)
     cmd = wsclean_command(Path(ms).resolve(), weighting, weighting=weighting, size=size,
                           scale=scale, niter=niter, auto_threshold=auto_threshold, mgain=mgain,
-                          threads=threads, auto_mask=auto_mask)
+                          threads=threads, auto_mask=auto_mask, super_weight=super_weight)
     log_path = workdir / f"{weighting}-wsclean.log"
     log.info("WSClean (%s): %s", weighting, " ".join(cmd))
     with open(log_path, "w") as handle:

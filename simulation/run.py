@@ -40,7 +40,7 @@ def simulate(*, outdir: str | os.PathLike, telescope: str = "meerkat", ra: str =
              border: float = 0.1, bright_source: float | None = None, size: int = 2048,
              scale: float = 1.5, weightings: Sequence[str] = ("natural", "uniform"),
              niter: int = 10000, auto_threshold: float = 3.0, auto_mask: float | None = None,
-             mgain: float = 0.8, skip_imaging: bool = False,
+             mgain: float = 0.8, super_weight: float = 1.0, skip_imaging: bool = False,
              drop_ms: bool = False, seed: int = 1, threads: int = 0,
              overwrite: bool = False) -> dict:
     """Simulate an observation of a point-source sky and image it.
@@ -50,7 +50,9 @@ def simulate(*, outdir: str | os.PathLike, telescope: str = "meerkat", ra: str =
     visibility, re and im, Jy) overrides it. ``threads=0`` uses every core. ``bright_source``
     (an SNR; None or 0: off) adds one strong source at a seeded free position, drawn apart from
     the other sources so they stay those of ``seed``; it is the truth's last row (header keyword
-    ``BRIGHTSN``). ``auto_mask`` (None: off) is WSClean's ``-auto-mask`` sigma.
+    ``BRIGHTSN``). ``auto_mask`` (None: off) is WSClean's ``-auto-mask`` sigma; ``super_weight``
+    its ``-super-weight`` (the box uniform and Briggs weights are counted in, in uv cells of the
+    image: 0.25 at 1024 pixels weights as WSClean's default does a 4096-pixel image).
 
     Writes into ``outdir``: ``sim.ms`` (unless ``drop_ms``), ``truth.fits``, ``<w>-image.fits``,
     ``<w>-residual.fits``, ``<w>-psf.fits`` for each weighting ``w`` (unless ``skip_imaging``),
@@ -125,7 +127,8 @@ def _run(cfg: SimulationConfig, sky, stage, timings: dict[str, float]) -> dict:
             products = run_wsclean(ms_path, workdir, weighting=weighting, size=cfg.size,
                                    scale=cfg.scale, niter=cfg.niter,
                                    auto_threshold=cfg.auto_threshold, mgain=cfg.mgain,
-                                   threads=cfg.threads, auto_mask=cfg.auto_mask)
+                                   threads=cfg.threads, auto_mask=cfg.auto_mask,
+                                   super_weight=cfg.super_weight)
             timings[f"wsclean_{weighting}"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             info = add_measured_snr(truth, products.image, weighting)

@@ -295,7 +295,8 @@ TINY = dict(size=256, scale=2.0, synthesis_time=0.1, integration_time=60.0, n_ch
     ({"sigma": -1.0}, "sigma"), ({"n_sources": 5000}, "sources"), ({"border": 0.5}, "border"),
     ({"skip_imaging": True, "drop_ms": True}, "no data"), ({"weightings": []}, "weighting"),
     ({"bright_source": -5.0}, "bright_source"), ({"auto_mask": 2.0}, "auto_mask"),
-    ({"auto_mask": 0.0}, "auto_mask"),
+    ({"auto_mask": 0.0}, "auto_mask"), ({"super_weight": 0.0}, "super_weight"),
+    ({"super_weight": -0.5}, "super_weight"),
 ])
 def test_simulate_rejects_bad_input_before_work(tmp_path, change, message):
     from radiofind.simulation.run import simulate
@@ -418,6 +419,34 @@ def test_auto_mask_reaches_the_wsclean_command(monkeypatch, tmp_path):
     assert "-auto-mask" not in wsclean_command("x.ms", "n", **args)
     assert _config(auto_mask=5.0, auto_threshold=1.0).auto_mask == 5.0
     assert _config().auto_mask is None
+    cmd = wsclean_command("x.ms", "n", super_weight=0.25, **args)
+    assert cmd[cmd.index("-super-weight") + 1] == "0.25"
+    assert cmd.index("-super-weight") > cmd.index("-weight")  # -weight would reset it
+    assert "-super-weight" not in wsclean_command("x.ms", "n", super_weight=1.0, **args)
+    assert _config(super_weight=0.25).super_weight == 0.25 and _config().super_weight == 1.0
+
+
+@needs_wsclean
+def test_super_weight_gives_a_larger_images_uniform_beam(small_ms, tmp_path):
+    """WSClean counts uniform weights per uv cell of the image: the same data imaged at twice the
+    size has a broader beam, and -super-weight 0.5 gives the smaller image that beam."""
+    from radiofind.simulation.imaging import run_wsclean
+
+    path, _ = small_ms
+    ms = _copy(path, tmp_path)
+    fill_ms(ms, _sky([128], [128], [1.0]), size=SIZE, scale=SCALE, sigma=1e-6,
+            rng=np.random.default_rng(0))
+    beams = {}
+    for size, sw in [(SIZE, 1.0), (2 * SIZE, 1.0), (SIZE, 0.5)]:
+        out = tmp_path / f"{size}-{sw:g}"
+        out.mkdir()
+        products = run_wsclean(ms, out, weighting="uniform", size=size, scale=SCALE, niter=0,
+                               threads=2, super_weight=sw)
+        beams[size, sw] = read_image(products.image).beam
+    small, large, emulated = beams[SIZE, 1.0], beams[2 * SIZE, 1.0], beams[SIZE, 0.5]
+    assert large.size_deg > 1.05 * small.size_deg
+    assert emulated.bmaj == pytest.approx(large.bmaj, rel=0.01)
+    assert emulated.bmin == pytest.approx(large.bmin, rel=0.01)
 
 
 @needs_wsclean
