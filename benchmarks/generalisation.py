@@ -18,6 +18,10 @@ Variants share the fields' seeds, so each is the baseline sky changed in one way
   or deeper. (Scaling the SEFD at a fixed SNR distribution would scale the whole image and change
   nothing, since detect divides by the image noise.)
 - `size 2048`: a 2048² image at 1.5", n_sources scaled by the area (600).
+- `weights 4096`: the baseline's 1024² image made with WSClean's uniform (and Briggs) weights of a
+  4096² image (`simulate --super-weight 0.25`): WSClean counts the weights per uv cell of the
+  image, so a survey-size image has a broader uniform beam (MeerKAT 10.2" × 6.2" against
+  7.4" × 5.4") and differently correlated noise than the 1024² training images.
 - `scale 2.0"`: 2.0" pixels, 768² (the same field of view), so the beam spans fewer pixels.
 - `niter 100`: light cleaning; `deep clean`: auto-threshold 1; `auto-mask 5`: auto-mask 5 sigma
   then auto-threshold 1.
@@ -80,6 +84,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "noise-x3": ("SEFD x3, same sky in Jy", {"noise": 3.0}),
     "noise-x0.3": ("SEFD x0.3, same sky in Jy", {"noise": 0.3}),
     "size-2048": ("2048² at 1.5\", 600 sources", {"size": 2048}),
+    "weights-4096": ("WSClean's weights of a 4096² image (super-weight 0.25)",
+                     {"super_weight": 0.25}),
     "scale-2.0": ("2.0\" pixels, 768² (same field of view)", {"scale": 2.0}),
     "scale-2.5": ("2.5\" pixels, 614² (same field of view)", {"scale": 2.5}),
     "niter-100": ("light cleaning: niter 100", {"niter": 100}),

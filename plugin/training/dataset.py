@@ -52,7 +52,7 @@ def describe_training_set(folders: list[Path]) -> dict:
     """How the fields were simulated, from their ``simulation.json``: for a model card."""
     keys = ("telescope", "synthesis_time", "integration_time", "frequency", "channel_width",
             "n_channels", "n_sources", "snr_scale", "snr_min", "min_separation", "size", "scale",
-            "niter", "auto_threshold", "mgain")
+            "niter", "auto_threshold", "auto_mask", "mgain", "super_weight")
     values: dict[str, set] = {k: set() for k in keys}
     seeds, ras, decs, beams = [], [], [], {}
     for folder in folders:
