@@ -9,8 +9,10 @@ centroid centres; the dynamic rule is left out) on the test fields for each mode
 card's settings (when they are on that grid) and the best PC3 there, with purity and completeness
 in the SNR 3-4 and 4-5 bins.
 
-    python benchmarks/oracle_tbd.py --models meerkat-uniform,benchmarks/candidates/meerkat-uniform-sizes \\
-        --out benchmarks/results/oracle/meerkat-4096 benchmarks/work/size-4096/meerkat/meerkat-50000{0,1}
+    python benchmarks/oracle_tbd.py \\
+        --models meerkat-uniform,benchmarks/candidates/meerkat-uniform-sizes \\
+        --out benchmarks/results/oracle/meerkat-4096 \\
+        benchmarks/work/size-4096/meerkat/meerkat-50000{0,1}
 
 ``--models`` takes bundled model names or model folders.
 
@@ -30,15 +32,6 @@ KEYS = ("threshold", "a_min", "pc3", "p3", "c3", "pc4", "p4", "c4", "pc5", "s90"
         "p_ge5")
 
 
-def scores(s: dict) -> dict:
-    """A trial's scores: radiofind train's, with purity and completeness at SNR 3-4 and 4-5."""
-    out = {k: s[k] for k in ("pc3", "pc4", "pc5", "s90", "c_ge5", "p_ge5")}
-    for b in ("3", "4"):
-        at = s["at_snr"].get(b, {})
-        out["p" + b], out["c" + b] = at.get("purity"), at.get("completeness")
-    return out
-
-
 def search(model: str, folders: list[Path], weighting: str) -> tuple[dict, list[dict]]:
     """Every (fixed threshold, A_min) trial of one model on the fields; its card's settings."""
     import radiofind.training.train as train
@@ -50,13 +43,9 @@ def search(model: str, folders: list[Path], weighting: str) -> tuple[dict, list[
     fields = [load_field(f, weighting, bin=mdl.trained_bin) for f in folders]
     net = SymmetrisedBlock(mdl.block(), 1)
     tmaps = [predict_map(net, mdl.architecture, f.normalised) for f in fields]
-    saved = train._trial_scores, train.DELTA_MAX_GRID, train.A_MIN_GRID
-    train._trial_scores, train.DELTA_MAX_GRID, train.A_MIN_GRID = scores, [], list(A_MIN)
-    try:
-        _, trials = train.search_tbd(fields, tmaps, n_steps=50, centres=("centroid",),
-                                     demand=mdl.card["demand"])
-    finally:
-        train._trial_scores, train.DELTA_MAX_GRID, train.A_MIN_GRID = saved
+    _, trials = train.search_tbd(fields, tmaps, n_steps=50, centres=("centroid",),
+                                 demand=mdl.card["demand"], delta_max_grid=(),
+                                 a_min_grid=A_MIN, bins=True)
     return mdl.card["tbd"], trials
 
 

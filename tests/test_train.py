@@ -306,3 +306,30 @@ def test_validation_scores_place_detections_as_detect_does(tmp_path):
         # those reading SNR >= 5 (detect's defaults).
         went = off_after < 0.5 * off_before
         assert went.tolist() == (np.ones_like(bright) if moved == "all" else bright).tolist()
+
+
+def test_search_tbd_takes_other_grids_and_records_bins(tmp_path):
+    """The grids can be narrowed (benchmarks/oracle_tbd.py searches fixed thresholds only), and
+    ``bins`` adds purity and completeness at SNR 3-4 and 4-5 without changing the scores."""
+    from radiofind.training.dataset import load_field
+    from radiofind.training.train import FIXED_THRESHOLD_GRID, search_tbd
+
+    make_fields(tmp_path / "data", n=3)
+    fields = [load_field(tmp_path / "data" / f"field-{k}", "natural") for k in range(3)]
+    # The image in SNR units stands in for a network map.
+    tmaps = [np.clip(np.nan_to_num(f.normalised), 0, None) for f in fields]
+    kwargs = dict(n_steps=20, centres=("centroid",), demand={"alpha": 0.75, "b_n": 0.05},
+                  delta_max_grid=(), a_min_grid=(1, 5))
+    best, trials = search_tbd(fields, tmaps, bins=True, **kwargs)
+    assert len(trials) == 2 * len(FIXED_THRESHOLD_GRID)
+    assert {t["delta_max"] for t in trials} == {None}
+    assert {t["a_min"] for t in trials} == {1, 5}
+    assert all({"p3", "c3", "p4", "c4"} <= set(t) for t in trials)
+    plain = search_tbd(fields, tmaps, **kwargs)[1]
+    for key in ("pc3", "pc4", "s90"):
+        np.testing.assert_array_equal([t[key] for t in plain], [t[key] for t in trials])
+    assert "p3" not in plain[0] and best in trials
+    # Purity and completeness are fractions, or NaN where a bin holds no detection or source.
+    values = np.array([t[k] for t in trials for k in ("p3", "c3", "p4", "c4")], float)
+    assert np.all(np.isnan(values) | ((values >= 0) & (values <= 1)))
+    assert np.isfinite(values).any()

@@ -277,7 +277,9 @@ def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
 
 def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: dict,
                response_check: bool = False, confirm: dict | None = None,
-               taper_check: bool = False, symmetries: int = 1) -> tuple[dict, list[dict]]:
+               taper_check: bool = False, symmetries: int = 1,
+               delta_max_grid=DELTA_MAX_GRID, a_min_grid=A_MIN_GRID,
+               bins: bool = False) -> tuple[dict, list[dict]]:
     """Grid search of the threshold rule, a_min and centre, maximising validation PC3 (ties:
     lower S90), then, with ``response_check``, of the response check for the chosen ones
     (:func:`search_response`; without, the best trial has none: ``min_response`` 0), then,
@@ -293,6 +295,9 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
     ``DELTA_MAX_GRID``, or one fixed map threshold of ``FIXED_THRESHOLD_GRID`` for every image.
     Each trial has both keys, the rule it did not use set to None. The blobs above a field's
     threshold do not depend on a_min or the centre rule: they are found once per rule and field.
+    ``delta_max_grid`` and ``a_min_grid`` replace the grids (an empty ``delta_max_grid``: fixed
+    thresholds only); ``bins``: trials also record purity and completeness at SNR 3-4 and 4-5
+    (``p3``, ``c3``, ``p4``, ``c4``).
     """
     from radiofind.detect.blobs import (
         CENTRES,
@@ -320,16 +325,16 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
         return [blob_table(t, tau, deblend=DEBLEND_BEAMS * f.grid.beam_pixels, snr=s, **levels)
                 for f, t, s, tau in zip(fields, tiles, inputs, taus, strict=True)]
 
-    rules = [(d, None) for d in DELTA_MAX_GRID] + [(None, t) for t in FIXED_THRESHOLD_GRID]
+    rules = [(d, None) for d in delta_max_grid] + [(None, t) for t in FIXED_THRESHOLD_GRID]
     for delta_max, fixed in rules:
         tables = rule_tables(delta_max, fixed)
-        for a_min, centre in itertools.product(A_MIN_GRID, centres):
+        for a_min, centre in itertools.product(a_min_grid, centres):
             s = validation_scores(fields, tables, a_min=a_min, centre=centre, truth=truth,
                                   det_noise=det_noise, confirm=confirm)
             trials.append({"delta_max": delta_max, "threshold": fixed, "a_min": a_min,
                            "centre": centre, "response_snr": None, "min_response": 0.0,
                            "symmetries": symmetries, "taper": None, "taper_snr": None,
-                           **_trial_scores(s)})
+                           **_trial_scores(s, bins=bins)})
 
     best = max(trials, key=_score_key)
     if response_check:
@@ -347,8 +352,12 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
     return best, trials
 
 
-def _trial_scores(s: dict) -> dict:
-    return {k: s[k] for k in ("pc3", "pc4", "pc5", "s90", "c_ge5", "p_ge5")}
+def _trial_scores(s: dict, bins: bool = False) -> dict:
+    out = {k: s[k] for k in ("pc3", "pc4", "pc5", "s90", "c_ge5", "p_ge5")}
+    for b in ("3", "4") if bins else ():
+        at = s["at_snr"].get(b, {})
+        out["p" + b], out["c" + b] = at.get("purity"), at.get("completeness")
+    return out
 
 
 def search_response(fields, tables, best: dict, *, truth: dict, demand: dict,
