@@ -567,3 +567,49 @@ def test_taper_check_drops_a_peak_the_taper_smooths_away(tmp_path):
     with pytest.raises(RadiofindError, match="--taper needs --taper-snr"):
         detect(outdir=str(tmp_path / "bad"), taper=2.0, **args)
     assert not (tmp_path / "bad").exists()
+
+
+def test_uniform_models_warn_on_images_of_another_field_of_view(tmp_path, random_model, caplog):
+    """WSClean weights a uniform image per uv cell of 1/FoV: an image much wider (or narrower)
+    than the training images is weighted differently, and detect says so; natural models and
+    images like the training ones are not warned about."""
+    import json
+    import logging
+    import shutil
+
+    from radiofind.detect.models import bundled_models, load_model, uniform_field_warning
+    from radiofind.detect.run import detect
+
+    uniform = bundled_models()["meerkat-uniform"]  # trained on 1024² images at 1.5"
+    assert uniform_field_warning(uniform, (1024, 1024), 1.5) is None
+    assert uniform_field_warning(uniform, (768, 768), 2.0) is None  # the same field of view
+    wide = uniform_field_warning(uniform, (4096, 4096), 1.5)
+    assert wide and "102'" in wide and "26'" in wide and "--negatives" in wide
+    assert uniform_field_warning(uniform, (512, 512), 1.5)  # a quarter of the area
+    assert uniform_field_warning(bundled_models()["meerkat-natural"], (4096, 4096), 1.5) is None
+    # A card trained on several weightings' fields of view (simulate --super-weight) spans them.
+    card = dict(uniform.card, training_set=dict(uniform.card["training_set"],
+                                                super_weight=[0.25, 0.5, 1.0]))
+    spread = load_model(uniform.path)
+    spread.card.clear()
+    spread.card.update(card)
+    assert uniform_field_warning(spread, (4096, 4096), 1.5) is None
+    assert uniform_field_warning(spread, (6144, 6144), 1.5) is None  # within the factor 1.5
+    assert uniform_field_warning(spread, (16384, 16384), 1.5)
+
+    # detect logs it once, with the search on the negated image too.
+    model = tmp_path / "model"
+    shutil.copytree(random_model, model)
+    card = json.loads((model / "card.json").read_text())
+    card.update(weighting="uniform", training_set={"size": 64, "scale": 1.5})
+    (model / "card.json").write_text(json.dumps(card))
+    for size, warned in ((64, False), (128, True)):
+        data, *_ = make_image(size, n_sources=3, beam_pix=4.0, seed=2, border=12)
+        image = tmp_path / f"uniform-{size}.fits"
+        write_image(image, data, make_header(size, beam_arcsec=6.0))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="radiofind"):
+            detect(image=str(image), outdir=str(tmp_path / f"out-{size}"), model=str(model),
+                   negatives=True)
+        said = [r for r in caplog.records if "field of view" in r.getMessage()]
+        assert len(said) == (1 if warned else 0), [r.getMessage() for r in said]

@@ -148,7 +148,7 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
 
     from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs, split_levels, weak_response
     from radiofind.detect.inference import SymmetrisedBlock, check_symmetries, predict_map
-    from radiofind.detect.models import resolve_model, select_model
+    from radiofind.detect.models import resolve_model, select_model, uniform_field_warning
     from radiofind.detect.positions import default_refine_snr, refine_bright
     from radiofind.noise import local_rms, pixel_values, robust_rms
     from radiofind.parallel import dask_scheduler, release_memory
@@ -193,6 +193,9 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
         mdl, why = select_model(img.telescope, img.beam.size_deg * 3600.0, img.beam_pixels,
                                 str(img.header.get("WSCWEIGH", "")))
     log.info("using model %s (%s)", mdl.name, why)
+    field_warning = uniform_field_warning(mdl, img.data.shape[-2:], img.pixel_scale_deg * 3600)
+    if field_warning and not negate:  # the negated search is the same image: said once
+        log.warning(field_warning)
     tbd = {"deblend_beams": DEBLEND_BEAMS, **mdl.tbd}
     # With a confirmation image, the TBD settings searched with one confirming, if the card has
     # them (radiofind train --confirm-with): the other image removes most noise peaks, so they
