@@ -32,8 +32,9 @@ KEYS = ("threshold", "a_min", "pc3", "p3", "c3", "pc4", "p4", "c4", "pc5", "s90"
         "p_ge5")
 
 
-def search(model: str, folders: list[Path], weighting: str) -> tuple[dict, list[dict]]:
-    """Every (fixed threshold, A_min) trial of one model on the fields; its card's settings."""
+def search(model: str, folders: list[Path], weighting: str) -> tuple[dict, dict, list[dict]]:
+    """One model on the fields: its card's TBD settings, the best (fixed threshold, A_min) trial
+    by radiofind train's ranking (PC3, then the lower S90), and every trial."""
     import radiofind.training.train as train
     from radiofind.detect.inference import SymmetrisedBlock, predict_map
     from radiofind.detect.models import resolve_model
@@ -43,10 +44,10 @@ def search(model: str, folders: list[Path], weighting: str) -> tuple[dict, list[
     fields = [load_field(f, weighting, bin=mdl.trained_bin) for f in folders]
     net = SymmetrisedBlock(mdl.block(), 1)
     tmaps = [predict_map(net, mdl.architecture, f.normalised) for f in fields]
-    _, trials = train.search_tbd(fields, tmaps, n_steps=50, centres=("centroid",),
+    best, trials = train.search_tbd(fields, tmaps, n_steps=50, centres=("centroid",),
                                  demand=mdl.card["demand"], delta_max_grid=(),
                                  a_min_grid=A_MIN, bins=True)
-    return mdl.card["tbd"], trials
+    return mdl.card["tbd"], best, trials
 
 
 def fmt(v) -> str:
@@ -65,14 +66,13 @@ def main() -> None:
 
     results, rows = {}, []
     for model in args.models.split(","):
-        tbd, trials = search(model, args.fields, args.weighting)
-        own = [t for t in trials if t["threshold"] == tbd.get("threshold")
-               and t["a_min"] == tbd.get("a_min")]
-        best = max(trials, key=lambda t: (t["pc3"] or 0.0, -(t["s90"] or 99.0)))
+        tbd, best, trials = search(model, args.fields, args.weighting)
+        own = next((t for t in trials if t["threshold"] == tbd.get("threshold")
+                    and t["a_min"] == tbd.get("a_min")), None)
         results[model] = {"card_tbd": {k: tbd.get(k) for k in ("delta_max", "threshold",
                                                                 "a_min", "centre")},
-                          "card": own[0] if own else None, "best": best, "trials": trials}
-        for label, t in (("card", own[0] if own else None), ("best on test fields", best)):
+                          "card": own, "best": best, "trials": trials}
+        for label, t in (("card", own), ("best on test fields", best)):
             rows.append(f"| {model} | {label} | " + (" | ".join(fmt(t[k]) for k in KEYS)
                                                      if t else "not on the grid") + " |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
