@@ -155,6 +155,60 @@ def test_train_searches_the_demand_image_and_keeps_the_best(tmp_path):
     assert bad.exit_code != 0 and "float" in bad.output
 
 
+def test_noise_peaks_lie_far_from_every_source_and_crops_can_centre_on_them(tmp_path):
+    from astropy.wcs import WCS
+
+    from radiofind.training.dataset import find_noise_peaks, load_field, random_crops
+
+    size = 200
+    # Two equal beams 8 sigma high; only the first is a true source: the second is noise.
+    data = with_sources(size, [50, 150], [50, 150], 8e-5, seed=4)
+    folder = tmp_path / "field"
+    folder.mkdir()
+    header = make_header(size, beam_arcsec=6.0)
+    write_image(folder / "natural-image.fits", data, header)
+    ra, dec = WCS(header).all_pix2world([50], [50], 0)
+    Table({"ra": ra, "dec": dec}).write(folder / "truth.fits")
+    field = load_field(folder, "natural")
+    assert find_noise_peaks(field, 6.0) == 1
+    assert abs(field.peaks_x[0] - 150) <= 1 and abs(field.peaks_y[0] - 150) <= 1
+    field.demand = np.zeros_like(field.normalised)
+
+    def bright_share(fraction):
+        xs, _ = random_crops([field], 400, 32, np.random.default_rng(0),
+                             noise_peak_fraction=fraction)
+        return np.mean(xs.max(axis=(1, 2, 3)) > 6)
+
+    # Half the crops hold the source; with the other half on the noise peak, every crop holds
+    # one of the two (a random crop seldom does).
+    assert bright_share(0.5) == 1.0
+    # Otherwise a half (and a few random ones), or three quarters.
+    assert 0.45 <= bright_share(0.0) < 0.62 < bright_share(0.25) < 0.85
+    # Without the option the crops are what they were: the peaks found change nothing.
+    plain = random_crops([field], 20, 32, np.random.default_rng(1))
+    field.peaks_x, field.peaks_y = np.empty(0), np.empty(0)
+    assert np.array_equal(plain[0], random_crops([field], 20, 32, np.random.default_rng(1))[0])
+    with pytest.raises(RadiofindError, match="SNR must be positive"):
+        find_noise_peaks(field, 0.0)
+
+
+def test_train_centres_crops_on_noise_peaks_when_asked(tmp_path):
+    from radiofind.training.train import train
+
+    make_fields(tmp_path / "data")
+    card = train(data=str(tmp_path / "data"), outdir=str(tmp_path / "model"), epochs=1,
+                 steps_per_epoch=2, batch_size=4, crop=32, horn_radius=3, gauss_fwhm=2, seed=3,
+                 noise_peak_fraction=0.25, noise_peak_snr=2.0)
+    assert card["training"]["noise_peak_fraction"] == 0.25
+    assert card["training"]["noise_peak_snr"] == 2.0 and card["training"]["noise_peaks"] > 0
+    for bad, match in (({"noise_peak_fraction": 0.6}, "noise_peak_fraction must be in"),
+                       ({"noise_peak_fraction": -0.1}, "noise_peak_fraction must be in"),
+                       ({"noise_peak_snr": 0.0}, "noise_peak_snr must be positive")):
+        with pytest.raises(RadiofindError, match=match):
+            train(data=str(tmp_path / "data"), outdir=str(tmp_path / "bad"), epochs=1, **bad)
+        assert not (tmp_path / "bad").exists()
+
+
 def test_train_needs_two_fields(tmp_path):
     from radiofind.training.train import train
 

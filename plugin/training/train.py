@@ -455,7 +455,7 @@ def fit_network(train_fields, val_fields, *, demand: dict, rng: np.random.Genera
                 epochs: int, steps_per_epoch: int, batch_size: int, crop: int,
                 learning_rate: float, n_steps: int, centres, architecture: dict,
                 response_check: bool = False, symmetries: int = 1,
-                taper_check: bool = False) -> dict:
+                taper_check: bool = False, noise_peak_fraction: float = 0.0) -> dict:
     """Train one network for one demand image, then search its TBD settings on validation
     (on its maps averaged over ``symmetries`` orientations, as detect will make them)."""
     import keras
@@ -474,7 +474,8 @@ def fit_network(train_fields, val_fields, *, demand: dict, rng: np.random.Genera
     net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
     losses = []
     for epoch in range(epochs):
-        xs, ys = random_crops(train_fields, steps_per_epoch * batch_size, crop, rng)
+        xs, ys = random_crops(train_fields, steps_per_epoch * batch_size, crop, rng,
+                              noise_peak_fraction=noise_peak_fraction)
         hist = net.fit(xs, ys, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
         losses.append(float(hist.history["loss"][-1]))
         log.info("alpha %g, b_n %g: epoch %d/%d loss %.5f", demand["alpha"], demand["b_n"],
@@ -507,7 +508,8 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
           horn_radius: float = 15.0, gauss_fwhm: float = 10.0, n_steps: int = 50, bin: int = 1,
           centres=SEARCH_CENTRES, filters: int = 12, n_layers: int = 5,
           response_check: bool = False, confirm_with: str | None = None, symmetries: int = 1,
-          taper_check: bool = False, seed: int = 1, overwrite: bool = False) -> dict:
+          taper_check: bool = False, noise_peak_fraction: float = 0.0,
+          noise_peak_snr: float = 4.0, seed: int = 1, overwrite: bool = False) -> dict:
     """Train a model on the simulated fields in ``data`` and write it to ``outdir``.
 
     ``alpha`` and ``b_n`` may be lists: one network is trained (same seed, same crops) for each
@@ -520,7 +522,10 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
     the maps averaged over that many orientations of each image, and detect averages as many
     (card ``tbd.symmetries`` and ``tbd_confirmed.symmetries``). ``taper_check``: the taper
     check is searched on the chosen rule (:func:`search_taper`; card ``tbd.taper``,
-    ``tbd.taper_snr``).
+    ``tbd.taper_snr``). ``noise_peak_fraction``: that share of the training crops is centred
+    near a noise peak of SNR ``noise_peak_snr`` or more (hard negatives;
+    :func:`radiofind.training.dataset.find_noise_peaks`), taken from the crops that would
+    otherwise fall anywhere.
     """
     import copy
 
@@ -528,7 +533,8 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
     from radiofind.detect.inference import check_symmetries
     from radiofind.detect.network import get_weights
     from radiofind.evaluate.run import json_safe
-    from radiofind.training.dataset import describe_training_set, find_fields, load_field
+    from radiofind.training.dataset import (SOURCE_FRACTION, describe_training_set, find_fields,
+                                            find_noise_peaks, load_field)
 
     for pname, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
                          ("batch_size", batch_size), ("crop", crop), ("bin", bin),
@@ -540,6 +546,11 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
                              f"{n_layers}")
     if not 0 < val_fraction < 1:
         raise RadiofindError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if not 0 <= noise_peak_fraction <= 1 - SOURCE_FRACTION:
+        raise RadiofindError(f"noise_peak_fraction must be in [0, {1 - SOURCE_FRACTION:g}] (the "
+                             f"crops not centred on a source), got {noise_peak_fraction}")
+    if not noise_peak_snr > 0:
+        raise RadiofindError(f"noise_peak_snr must be positive, got {noise_peak_snr}")
     alphas, b_ns = _values("alpha", alpha, 0.0, 2.0), _values("b_n", b_n, 0.0)
     symmetries = check_symmetries(symmetries)
     folders = find_fields(data, weighting)
@@ -557,6 +568,12 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
                         overwrite=overwrite) as stage:
         train_fields = [load_field(f, weighting, bin=bin) for f in train_folders]
         val_fields = [load_field(f, weighting, bin=bin) for f in val_folders]
+        n_peaks = None
+        if noise_peak_fraction > 0:
+            n_peaks = sum(find_noise_peaks(f, noise_peak_snr) for f in train_fields)
+            log.info("%d noise peaks at SNR >= %g in %d training fields; %g of the crops are "
+                     "centred near one", n_peaks, noise_peak_snr, len(train_fields),
+                     noise_peak_fraction)
         telescope = train_fields[0].image.telescope or "unknown"
         beams = np.array([f.image.beam_pixels for f in train_fields + val_fields])
         scales = np.array([f.image.pixel_scale_deg * 3600 for f in train_fields + val_fields])
@@ -573,7 +590,8 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
                               n_steps=n_steps, centres=centres,
                               architecture={"filters": filters, "n_layers": n_layers},
                               response_check=response_check, symmetries=symmetries,
-                              taper_check=taper_check)
+                              taper_check=taper_check,
+                              noise_peak_fraction=noise_peak_fraction)
             fit["demand"] = demand
             searched.append({"alpha": a, "b_n": b, **fit["best"],
                              "final_loss": fit["losses"][-1],
@@ -617,6 +635,9 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
             "training": {"data": str(data), "fields": [f.name for f in train_fields],
                          "seed": seed, "epochs": epochs, "steps_per_epoch": steps_per_epoch,
                          "batch_size": batch_size, "crop": crop, "learning_rate": learning_rate,
+                         "noise_peak_fraction": noise_peak_fraction,
+                         **({"noise_peak_snr": noise_peak_snr, "noise_peaks": n_peaks}
+                            if noise_peak_fraction > 0 else {}),
                          "final_loss": losses[-1], "train_seconds": round(t_train, 1),
                          "radiofind": __version__, "keras": keras.__version__,
                          "python": platform.python_version()},
