@@ -32,8 +32,8 @@ def test_demand_image_follows_eq3():
     np.testing.assert_allclose(d, [[(1.1) * 2.0, 0.1 * -1.0], [0.6 * 0.5, 0.0]], rtol=1e-6)
 
 
-def make_fields(root, n=3, size=96):
-    for k in range(n):
+def make_fields(root, n=3, size=96, first=0):
+    for k in range(first, first + n):
         data, x, y, _ = make_image(size, n_sources=6, snr=(3, 15), seed=10 + k, border=10)
         folder = root / f"field-{k}"
         folder.mkdir(parents=True)
@@ -207,6 +207,30 @@ def test_train_centres_crops_on_noise_peaks_when_asked(tmp_path):
         with pytest.raises(RadiofindError, match=match):
             train(data=str(tmp_path / "data"), outdir=str(tmp_path / "bad"), epochs=1, **bad)
         assert not (tmp_path / "bad").exists()
+
+
+def test_retune_searches_the_cards_validation_fields_or_others_it_was_not_trained_on(tmp_path):
+    from radiofind.training.train import retune, train
+
+    make_fields(tmp_path / "data")
+    train(data=str(tmp_path / "data"), outdir=str(tmp_path / "model"), epochs=1,
+          steps_per_epoch=2, batch_size=4, crop=32, horn_radius=3, gauss_fwhm=2, seed=3)
+    before = json.loads((tmp_path / "model" / "card.json").read_text())
+    card = retune(model=str(tmp_path / "model"), data=str(tmp_path / "data"))
+    assert card["validation"]["fields"] == before["validation"]["fields"]
+    assert card["tbd"]["retuned"] and card["validation"]["PC3"] == before["validation"]["PC3"]
+    make_fields(tmp_path / "data", n=2, first=3)
+    card = retune(model=str(tmp_path / "model"), data=str(tmp_path / "data"),
+                  fields=before["validation"]["fields"] + ["field-3", "field-4"])
+    assert card["validation"]["fields"] == before["validation"]["fields"] + ["field-3", "field-4"]
+    assert json.loads((tmp_path / "model" / "card.json").read_text()) == card
+    history = json.loads((tmp_path / "model" / "history.json").read_text())
+    assert len(history["tbd_search"]) > 10
+    for fields, match in ((before["training"]["fields"][:1], "trained on 1 of these"),
+                          (["field-9"], "not found")):
+        with pytest.raises(RadiofindError, match=match):
+            retune(model=str(tmp_path / "model"), data=str(tmp_path / "data"), fields=fields)
+    assert json.loads((tmp_path / "model" / "card.json").read_text()) == card
 
 
 def test_train_needs_two_fields(tmp_path):

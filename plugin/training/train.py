@@ -140,11 +140,12 @@ def search_confirmed(fields, tmaps, folders, *, confirm_with: str, n_steps: int,
 
 def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: bool = False,
            confirm_with: str | None = None, symmetries: int | None = None,
-           taper_check: bool = False) -> dict:
+           taper_check: bool = False, fields: list[str] | None = None) -> dict:
     """Re-run the TBD search of a trained model on its own validation fields; update its card.
 
-    The validation fields are the ones named in the card, read from ``data``. The network is not
-    retrained. The card's ``tbd`` and ``validation`` are replaced and the search is written to
+    The validation fields are the ones named in the card, read from ``data``, or those named in
+    ``fields`` (more of them make the choice less noisy; none may be one the network was
+    trained on), which the card then names. The network is not retrained. The card's ``tbd`` and ``validation`` are replaced and the search is written to
     ``history.json`` (``tbd_search``); with ``confirm_with`` (a weighting), the search with
     that image confirming is run too (:func:`search_confirmed`) and written as the card's
     ``tbd_confirmed`` and the history's ``tbd_search_confirmed``. ``symmetries``: search the
@@ -162,7 +163,16 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
 
     mdl = load_model(model)
     card = mdl.card
-    folders = [Path(data) / name for name in card["validation"]["fields"]]
+    names = list(fields) if fields else card["validation"]["fields"]
+    trained_on = sorted(set(names) & set(card.get("training", {}).get("fields", [])))
+    if trained_on:
+        raise RadiofindError(f"the network was trained on {len(trained_on)} of these validation "
+                             f"fields ({', '.join(trained_on[:5])}): search on fields it has "
+                             f"not seen")
+    folders = [Path(data) / name for name in names]
+    missing = [str(f) for f in folders if not (f / f"{card['weighting']}-image.fits").is_file()]
+    if missing:
+        raise RadiofindError(f"validation fields not found: {', '.join(missing[:5])}")
     check_confirm_with(confirm_with, card["weighting"], folders)
     fields = [load_field(f, card["weighting"], bin=mdl.trained_bin) for f in folders]
     n_sym = check_symmetries(symmetries or card["tbd"].get("symmetries") or 1)
@@ -175,7 +185,7 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     card["tbd"].update(tbd_settings(best, centres, response_check, taper_check),
                        retuned="TBD search re-run on the trained network "
                                "(radiofind.training.train.retune, scripts/retune_tbd.py)")
-    card["validation"].update(validation_record(best))
+    card["validation"].update(validation_record(best), fields=names)
     history_path = Path(model) / "history.json"
     history = json.loads(history_path.read_text()) if history_path.exists() else {}
     history["tbd_search"] = json_safe(trials)
