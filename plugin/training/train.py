@@ -145,8 +145,9 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
 
     The validation fields are the ones named in the card, read from ``data``, or those named in
     ``fields`` (more of them make the choice less noisy; none may be one the network was
-    trained on), which the card then names. The network is not retrained. The card's ``tbd`` and ``validation`` are replaced and the search is written to
-    ``history.json`` (``tbd_search``); with ``confirm_with`` (a weighting), the search with
+    trained on), which the card then names. The network is not retrained. The card's ``tbd``
+    and ``validation`` are replaced and the search is written to ``history.json``
+    (``tbd_search``); with ``confirm_with`` (a weighting), the search with
     that image confirming is run too (:func:`search_confirmed`) and written as the card's
     ``tbd_confirmed`` and the history's ``tbd_search_confirmed``. ``symmetries``: search the
     maps averaged over that many orientations (:class:`~radiofind.detect.inference.
