@@ -61,6 +61,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from detection import FIRST_TEST_SEED, field_match, field_truth, run_radiofind  # noqa: E402
 
+from radiofind.training.dataset import far_from, local_maxima  # noqa: E402
+
 SNR = 5.0
 EXCLUDE_BEAMS = 1.5  # peaks (and area) this close to a truth source are not counted as noise
 PEAK_FROM = 2.75  # the every-peak finder's lowest peak: the lower edge of the SNR-3 bin
@@ -71,11 +73,6 @@ def snr_map(image, noise: float) -> np.ndarray:
     """The image over the noise, blanks at -inf (never a peak)."""
     data = np.asarray(image.data, dtype=np.float64).squeeze() / noise
     return np.where(np.isfinite(data), data, -np.inf)
-
-
-def local_maxima(filled: np.ndarray, low: float) -> np.ndarray:
-    """Pixels no lower than their 3 x 3 neighbourhood and at least ``low``."""
-    return (filled == ndimage.maximum_filter(filled, size=3)) & (filled >= low)
 
 
 def field_peaks(folder: Path, weighting: str) -> dict:
@@ -101,12 +98,8 @@ def far_from_truth(folder: Path, weighting: str) -> np.ndarray:
     """Pixels more than EXCLUDE_BEAMS beams from every truth source (where the noise is alone)."""
     image, ra, dec, _, _ = field_truth(folder, weighting)
     tx, ty = image.world_to_pixel(ra, dec)
-    placed = np.isfinite(tx) & np.isfinite(ty)
-    shape = np.shape(np.asarray(image.data).squeeze())
-    seeds = np.ones(shape, bool)
-    seeds[np.clip(np.round(ty[placed]).astype(int), 0, shape[0] - 1),
-          np.clip(np.round(tx[placed]).astype(int), 0, shape[1] - 1)] = False
-    return ndimage.distance_transform_edt(seeds) > EXCLUDE_BEAMS * image.beam_pixels
+    return far_from(np.shape(np.asarray(image.data).squeeze()), tx, ty,
+                    EXCLUDE_BEAMS * image.beam_pixels)
 
 
 def disc_peaks(filled: np.ndarray, beam_pixels: float) -> np.ndarray:

@@ -19,7 +19,7 @@ from radiofind.io.images import Image, binned, read_image
 from radiofind.noise import robust_rms
 from radiofind.training.demand import coefficient_image, demand_image
 
-# A noise peak is a local maximum this many beams or more from every truth source.
+# A noise peak is a local maximum more than this many beams from every truth source.
 NOISE_PEAK_BEAMS = 1.5
 # The share of training crops centred near a true source.
 SOURCE_FRACTION = 0.5
@@ -109,27 +109,40 @@ def attach_demand(field: Field, *, alpha: float, b_n: float, horn_radius: float,
     field.demand = demand_image(field.normalised, coeff, alpha=alpha, b_n=b_n)
 
 
+def local_maxima(image: np.ndarray, low: float) -> np.ndarray:
+    """Pixels no lower than their 3 x 3 neighbourhood and at least ``low``."""
+    from scipy import ndimage
+
+    return (image == ndimage.maximum_filter(image, size=3)) & (image >= low)
+
+
+def far_from(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, distance: float
+             ) -> np.ndarray:
+    """Pixels of an image of ``shape`` more than ``distance`` pixels from every position (x, y);
+    positions off the image count at its nearest edge pixel, NaN ones not at all."""
+    from scipy import ndimage
+
+    placed = np.isfinite(x) & np.isfinite(y)
+    seeds = np.ones(shape, bool)
+    seeds[np.clip(np.round(y[placed]).astype(int), 0, shape[0] - 1),
+          np.clip(np.round(x[placed]).astype(int), 0, shape[1] - 1)] = False
+    return ndimage.distance_transform_edt(seeds) > distance
+
+
 def find_noise_peaks(f: Field, snr: float) -> int:
     """Record the field's noise peaks: local maxima (3 x 3) of its normalised image at ``snr`` or
-    higher, :data:`NOISE_PEAK_BEAMS` beams or more from every truth source. Returns how many.
+    higher, more than :data:`NOISE_PEAK_BEAMS` beams from every truth source. Returns how many.
 
     They are what a finder's false detections are made of, and a random crop seldom holds a
     bright one (a 1024² MeerKAT uniform training image holds about 20 at SNR 4 or more, so a 96²
     crop about one time in six): :func:`random_crops` can centre crops on them.
     """
-    from scipy import ndimage
-
     if not snr > 0:
         raise RadiofindError(f"the noise peaks' SNR must be positive, got {snr}")
-    image = f.normalised
-    peaks = (image == ndimage.maximum_filter(image, size=3)) & (image >= snr)
-    away = np.ones(image.shape, bool)
-    inside = (np.isfinite(f.truth_x) & np.isfinite(f.truth_y) & (f.truth_x > -0.5)
-              & (f.truth_y > -0.5) & (f.truth_x < image.shape[1] - 0.5)
-              & (f.truth_y < image.shape[0] - 0.5))
-    away[np.rint(f.truth_y[inside]).astype(int), np.rint(f.truth_x[inside]).astype(int)] = False
-    far = ndimage.distance_transform_edt(away) >= NOISE_PEAK_BEAMS * f.grid.beam_pixels
-    f.peaks_y, f.peaks_x = (a.astype(np.float64) for a in np.nonzero(peaks & far))
+    far = far_from(f.normalised.shape, f.truth_x, f.truth_y,
+                   NOISE_PEAK_BEAMS * f.grid.beam_pixels)
+    f.peaks_y, f.peaks_x = (a.astype(np.float64)
+                            for a in np.nonzero(local_maxima(f.normalised, snr) & far))
     return int(f.peaks_x.size)
 
 

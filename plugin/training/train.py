@@ -175,12 +175,12 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     if missing:
         raise RadiofindError(f"validation fields not found: {', '.join(missing[:5])}")
     check_confirm_with(confirm_with, card["weighting"], folders)
-    fields = [load_field(f, card["weighting"], bin=mdl.trained_bin) for f in folders]
+    loaded = [load_field(f, card["weighting"], bin=mdl.trained_bin) for f in folders]
     n_sym = check_symmetries(symmetries or card["tbd"].get("symmetries") or 1)
     net = SymmetrisedBlock(mdl.block(), n_sym)
-    tmaps = [predict_map(net, mdl.architecture, f.normalised) for f in fields]
+    tmaps = [predict_map(net, mdl.architecture, f.normalised) for f in loaded]
     n_steps = int(card["tbd"].get("n_steps", 50))
-    best, trials = search_tbd(fields, tmaps, n_steps=n_steps, centres=centres,
+    best, trials = search_tbd(loaded, tmaps, n_steps=n_steps, centres=centres,
                               demand=card["demand"], response_check=response_check,
                               taper_check=taper_check, symmetries=n_sym)
     card["tbd"].update(tbd_settings(best, centres, response_check, taper_check),
@@ -191,7 +191,7 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     history = json.loads(history_path.read_text()) if history_path.exists() else {}
     history["tbd_search"] = json_safe(trials)
     if confirm_with:
-        best_c, trials_c = search_confirmed(fields, tmaps, folders, confirm_with=confirm_with,
+        best_c, trials_c = search_confirmed(loaded, tmaps, folders, confirm_with=confirm_with,
                                             n_steps=n_steps, centres=centres,
                                             demand=card["demand"], symmetries=n_sym)
         card["tbd_confirmed"] = confirmed_tbd(best_c, centres, confirm_with)
