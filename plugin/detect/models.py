@@ -25,7 +25,7 @@ from radiofind.errors import RadiofindError
 
 # The TBD settings a card's search chooses (``tbd``, ``tbd_confirmed``).
 TBD_KEYS = ("delta_max", "threshold", "a_min", "centre", "response_snr", "min_response",
-            "symmetries", "taper", "taper_snr")
+            "symmetries", "taper", "taper_snr", "shape_cut", "shape_snr")
 
 log = logging.getLogger("radiofind.detect")
 

@@ -30,6 +30,7 @@ from radiofind.io.images import (
     FitsMapWriter,
     FitsPlane,
     binned,
+    binned_pixels,
     check_another,
     negated,
     open_image,
@@ -123,6 +124,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
            min_response: float | None = None, confirm_image: str | None = None,
            confirm_snr: float = CONFIRM_SNR, symmetries: int | None = None,
            taper: float | None = None, taper_snr: float | None = None,
+           shape_cut: float | None = None, shape_snr: float | None = None,
            negatives: bool = False,
            formats=("fits", "csv", "ds9", "crtf"), overwrite: bool = False) -> dict:
     """Detect point sources in ``image`` and write the catalogue and the output map.
@@ -139,8 +141,8 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
             scheduler: str | None, progress: bool, refine_snr: float | None,
             response_snr: float | None, min_response: float | None, confirm_image: str | None,
             confirm_snr: float, symmetries: int | None, taper: float | None,
-            taper_snr: float | None, negatives: bool, formats, overwrite: bool,
-            negate: bool = False) -> dict:
+            taper_snr: float | None, shape_cut: float | None, shape_snr: float | None,
+            negatives: bool, formats, overwrite: bool, negate: bool = False) -> dict:
     """:func:`detect`; ``negate``: search the image (and the confirming one) times -1, for
     --negatives (the search, its checks and its threshold as given, nothing printed)."""
     params = {k: v for k, v in locals().items() if k != "negate"}
@@ -150,6 +152,8 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
     from radiofind.detect.inference import SymmetrisedBlock, check_symmetries, predict_map
     from radiofind.detect.models import resolve_model, select_model, uniform_field_warning
     from radiofind.detect.positions import default_refine_snr, refine_bright
+    from radiofind.detect.shape import ShapeClassifier, dropped
+    from radiofind.detect.shape import check_values as check_shape_values
     from radiofind.noise import local_rms, pixel_values, robust_rms
     from radiofind.parallel import dask_scheduler, release_memory
 
@@ -167,6 +171,7 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
                         ("taper", taper), ("taper_snr", taper_snr)):
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise RadiofindError(f"{name} must be a number >= 0, got {value}")
+    check_shape_values(shape_cut, shape_snr)
     if not (math.isfinite(confirm_snr) and confirm_snr >= 0):
         raise RadiofindError(f"confirm_snr must be a number >= 0, got {confirm_snr}")
     if symmetries is not None:
@@ -208,12 +213,21 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
     tbd.update({k: v for k, v in (("delta_max", delta_max), ("a_min", a_min), ("centre", centre),
                                   ("deblend_beams", deblend), ("response_snr", response_snr),
                                   ("min_response", min_response), ("symmetries", symmetries),
-                                  ("taper", taper), ("taper_snr", taper_snr))
+                                  ("taper", taper), ("taper_snr", taper_snr),
+                                  ("shape_cut", shape_cut), ("shape_snr", shape_snr))
                 if v is not None})
     # The taper check: the model's (searched with its rule), none in older cards; 0 turns it off.
     taper_fwhm = float(tbd.get("taper") or 0.0)
     if taper_fwhm > 0 and tbd.get("taper_snr") is None:
         raise RadiofindError("--taper needs --taper-snr (the model card has none)")
+    # The shape check: the model's (its classifier fitted on the training fields, the cut and SNR
+    # searched with its rule), none in older cards; --shape-snr 0 turns it off.
+    shape = None
+    if tbd.get("shape_cut") is not None and (tbd.get("shape_snr") or 0) > 0:
+        if "shape_classifier" not in mdl.card:
+            raise RadiofindError(f"model {mdl.name}'s card has no shape classifier (radiofind "
+                                 "train --shape-check fits one): the shape check needs it")
+        shape = ShapeClassifier.from_card(mdl.card["shape_classifier"])
     # The map averaged over this many orientations of the image (card: searched with the rule).
     n_sym = int(tbd.get("symmetries") or 1)
     if n_sym > 1:
@@ -318,6 +332,16 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
             snr=blob_snr, blob_x=peak_x, blob_y=peak_y)
         log.info("%d detections with SNR >= %s placed on the image's peak; %d fainter ones moved "
                  "to a peak that bright in their blob", n_refined, refine_snr, n_to_peak)
+        n_shape = 0
+        if shape is not None:
+            gx, gy = binned_pixels(x, y, factor)
+            s_score, s_snr = shape.scores(network_input, gx, gy, grid.beam_pixels)
+            keep = ~dropped(s_score, s_snr, cut=tbd["shape_cut"], below_snr=tbd["shape_snr"])
+            n_shape = int((~keep).sum())
+            extra["shape_score"] = s_score
+            x, y, src_noise, extra = _kept(keep, x, y, src_noise, extra)
+            log.info("%d detections below SNR %g dropped by the shape check (score below %g)",
+                     n_shape, tbd["shape_snr"], tbd["shape_cut"])
         n_untapered = 0
         if taper_fwhm > 0:
             smooth = tapered(img, taper_fwhm)
@@ -360,6 +384,9 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
             table.meta["NEGATED"] = (True, "the image times -1 searched")
         if taper_fwhm > 0:
             table.meta.update({"TAPER": taper_fwhm, "TAPERSNR": float(tbd["taper_snr"])})
+        if shape is not None:
+            table.meta.update({"SHAPECUT": float(tbd["shape_cut"]),
+                               "SHAPESNR": float(tbd["shape_snr"])})
         if other is not None:
             table.meta.update({"CONFIRM": Path(confirm_image).name, "CONFSNR": float(confirm_snr),
                                "TBDFOR": tbd_for})
@@ -387,6 +414,7 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
                "n_refined": n_refined, "n_to_blob_peak": n_to_peak,
                "response_check": check, "n_weak_response": int(weak.sum()),
                "symmetries": n_sym, "taper": taper_fwhm, "n_untapered": n_untapered,
+               "n_shape_dropped": n_shape,
                "n_unconfirmed": n_unconfirmed, "n_outside_confirmation": n_outside,
                "negatives": negative,
                "catalog": str(Path(outdir) / names.get("fits", names[formats[0]])),

@@ -541,6 +541,12 @@ def unbinned_pixels(x, y, factor: float) -> tuple[np.ndarray, np.ndarray]:
     return ((np.asarray(x) + 0.5) * factor - 0.5, (np.asarray(y) + 0.5) * factor - 0.5)
 
 
+def binned_pixels(x, y, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """0-based input pixel positions -> the same positions on a :func:`binned` grid (the inverse
+    of :func:`unbinned_pixels`)."""
+    return ((np.asarray(x) + 0.5) / factor - 0.5, (np.asarray(y) + 0.5) / factor - 0.5)
+
+
 def write_fits_to(path: str | os.PathLike, data: np.ndarray, like: Image,
                   extra: dict | None = None) -> None:
     """Write a 2-D map with the WCS, beam and telescope keywords of ``like``.

@@ -58,9 +58,14 @@ PC3_TOLERANCE = 0.0005  # validation PC3 a response or taper check may cost
 # The taper check (detect --taper, --taper-snr): Gaussian FWHMs in beams, least SNRs there.
 TAPER_GRID = (1.0, 1.5, 2.0, 3.0)
 TAPER_SNR_GRID = (2.0, 2.5, 3.0, 3.5, 4.0)
+# The shape check (detect --shape-cut, --shape-snr): cuts on the classifier's log-odds, and the
+# SNRs below which detections are checked.
+SHAPE_CUT_GRID = (-2.0, -1.5, -1.25, -1.0, -0.75, -0.5, -0.25, 0.0)
+SHAPE_SNR_GRID = (5.5, 6.5)
 
 
-def search_grid(centres, response_check: bool = False, taper_check: bool = False) -> dict:
+def search_grid(centres, response_check: bool = False, taper_check: bool = False,
+                shape_check: bool = False) -> dict:
     """The TBD grid searched, as recorded in model cards."""
     grid = {"delta_max": list(DELTA_MAX_GRID), "threshold": list(FIXED_THRESHOLD_GRID),
             "a_min": list(A_MIN_GRID), "centre": list(centres)}
@@ -68,14 +73,16 @@ def search_grid(centres, response_check: bool = False, taper_check: bool = False
         grid |= {"response_snr": list(RESPONSE_SNR_GRID), "min_response": list(MIN_RESPONSE_GRID)}
     if taper_check:
         grid |= {"taper": list(TAPER_GRID), "taper_snr": list(TAPER_SNR_GRID)}
+    if shape_check:
+        grid |= {"shape_cut": list(SHAPE_CUT_GRID), "shape_snr": list(SHAPE_SNR_GRID)}
     return grid
 
 
 def tbd_settings(best: dict, centres, response_check: bool = False,
-                 taper_check: bool = False) -> dict:
+                 taper_check: bool = False, shape_check: bool = False) -> dict:
     """A model card's TBD choice from the search's best trial, with the grid it was chosen from."""
     return {k: best[k] for k in TBD_KEYS} | {
-        "searched": search_grid(centres, response_check, taper_check)}
+        "searched": search_grid(centres, response_check, taper_check, shape_check)}
 
 
 def validation_record(best: dict) -> dict:
@@ -140,7 +147,8 @@ def search_confirmed(fields, tmaps, folders, *, confirm_with: str, n_steps: int,
 
 def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: bool = False,
            confirm_with: str | None = None, symmetries: int | None = None,
-           taper_check: bool = False, fields: list[str] | None = None) -> dict:
+           taper_check: bool = False, fields: list[str] | None = None,
+           shape_check: bool = False) -> dict:
     """Re-run the TBD search of a trained model on its own validation fields; update its card.
 
     The validation fields are the ones named in the card, read from ``data``, or those named in
@@ -153,7 +161,8 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     maps averaged over that many orientations (:class:`~radiofind.detect.inference.
     SymmetrisedBlock`; default: the card's ``tbd.symmetries``, else 1), recorded with the
     settings searched. ``taper_check``: search the taper check too (:func:`search_taper`).
-    Returns the new card.
+    ``shape_check``: fit the shape classifier on the card's training fields (read from ``data``)
+    and search its cut (:func:`fit_shape`, :func:`search_shape`). Returns the new card.
     """
     from pathlib import Path
 
@@ -180,10 +189,21 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     net = SymmetrisedBlock(mdl.block(), n_sym)
     tmaps = [predict_map(net, mdl.architecture, f.normalised) for f in loaded]
     n_steps = int(card["tbd"].get("n_steps", 50))
+    shape = None
+    if shape_check:
+        train_folders = [Path(data) / name for name in card.get("training", {}).get("fields", [])]
+        absent = [str(f) for f in train_folders
+                  if not (f / f"{card['weighting']}-image.fits").is_file()]
+        if not train_folders or absent:
+            raise RadiofindError("the shape check is fitted on the model's training fields: "
+                                 + (f"not found: {', '.join(absent[:5])}" if absent else
+                                    "the card names none"))
+        shape, card["shape_classifier"] = fit_shape(
+            [load_field(f, card["weighting"], bin=mdl.trained_bin) for f in train_folders])
     best, trials = search_tbd(loaded, tmaps, n_steps=n_steps, centres=centres,
                               demand=card["demand"], response_check=response_check,
-                              taper_check=taper_check, symmetries=n_sym)
-    card["tbd"].update(tbd_settings(best, centres, response_check, taper_check),
+                              taper_check=taper_check, symmetries=n_sym, shape=shape)
+    card["tbd"].update(tbd_settings(best, centres, response_check, taper_check, shape_check),
                        retuned="TBD search re-run on the trained network "
                                "(radiofind.training.train.retune, scripts/retune_tbd.py)")
     card["validation"].update(validation_record(best), fields=names)
@@ -241,8 +261,8 @@ def detect_positions(field, ra, dec, noise: float) -> tuple[np.ndarray, np.ndarr
 
 def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
                       response: dict | None = None, det_noise: dict | None = None,
-                      confirm: dict | None = None, snr_bin: float = 0.5,
-                      match_radius: float = 2 / 3) -> dict:
+                      confirm: dict | None = None, shape: dict | None = None,
+                      snr_bin: float = 0.5, match_radius: float = 2 / 3) -> dict:
     """Score every validation field's blobs together (as DeepSource does).
 
     ``tables``: one :func:`radiofind.detect.blobs.blob_table` per field, at that field's
@@ -257,6 +277,8 @@ def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
     the bin edges S90 is decided on.
     ``confirm``: detect's --confirm-image, as ``{"images": {field name: (other image, its
     noise)}, "snr": confirm_snr}``: detections below that SNR in the other image are dropped.
+    ``shape``: detect's shape check, as ``{"classifier": ShapeClassifier, "cut": shape_cut,
+    "snr": shape_snr}``, on the field's network input, before the confirmation.
     """
     from radiofind.detect.blobs import select_blobs, weak_response
     from radiofind.detect.run import sky_snr
@@ -277,6 +299,13 @@ def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
                                  **response)
             ra, dec = ra[~drop], dec[~drop]
         ra, dec = detect_positions(field, ra, dec, sigma)
+        if shape is not None and np.size(ra):
+            from radiofind.detect.shape import dropped
+
+            gx, gy = grid.world_to_pixel(ra, dec)
+            scores, peak = shape["classifier"].scores(field.normalised, gx, gy, grid.beam_pixels)
+            keep = ~dropped(scores, peak, cut=shape["cut"], below_snr=shape["snr"])
+            ra, dec = ra[keep], dec[keep]
         if confirm is not None:
             other, other_noise = confirm["images"][field.name]
             keep = ~(sky_snr(other, ra, dec, other_noise) < confirm["snr"])  # NaN: outside, kept
@@ -290,11 +319,13 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
                response_check: bool = False, confirm: dict | None = None,
                taper_check: bool = False, symmetries: int = 1,
                delta_max_grid=DELTA_MAX_GRID, a_min_grid=A_MIN_GRID,
-               bins: bool = False) -> tuple[dict, list[dict]]:
+               bins: bool = False, shape=None) -> tuple[dict, list[dict]]:
     """Grid search of the threshold rule, a_min and centre, maximising validation PC3 (ties:
     lower S90), then, with ``response_check``, of the response check for the chosen ones
     (:func:`search_response`; without, the best trial has none: ``min_response`` 0), then,
-    with ``taper_check``, of the taper check (:func:`search_taper`; without: ``taper`` None).
+    with ``taper_check``, of the taper check (:func:`search_taper`; without: ``taper`` None),
+    then, given a ``shape`` classifier, of its cut (:func:`search_shape`; without:
+    ``shape_cut`` None).
     Every trial records ``symmetries``: the orientations ``tmaps`` were averaged over.
 
     Each trial also records completeness and purity above SNR 5 (``c_ge5``, ``p_ge5``), which do
@@ -345,6 +376,7 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
             trials.append({"delta_max": delta_max, "threshold": fixed, "a_min": a_min,
                            "centre": centre, "response_snr": None, "min_response": 0.0,
                            "symmetries": symmetries, "taper": None, "taper_snr": None,
+                           "shape_cut": None, "shape_snr": None,
                            **_trial_scores(s, bins=bins)})
 
     best = max(trials, key=_score_key)
@@ -359,6 +391,12 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
         log.info("searching the taper check on the chosen rule")
         best, checks = search_taper(fields, rule_tables(best["delta_max"], best["threshold"]),
                                     best, truth=truth, demand=demand, det_noise=det_noise)
+        trials += checks
+    if shape is not None:
+        log.info("searching the shape check on the chosen rule")
+        best, checks = search_shape(fields, rule_tables(best["delta_max"], best["threshold"]),
+                                    best, truth=truth, demand=demand, det_noise=det_noise,
+                                    classifier=shape)
         trials += checks
     return best, trials
 
@@ -454,6 +492,65 @@ def search_taper(fields, tables, best: dict, *, truth: dict, demand: dict,
     return _best_check(trials, strength=lambda t: t["taper_snr"] or 0.0), trials
 
 
+def search_shape(fields, tables, best: dict, *, truth: dict, demand: dict, classifier,
+                 det_noise: dict | None = None) -> tuple[dict, list[dict]]:
+    """Search the shape check (``SHAPE_CUT_GRID`` x ``SHAPE_SNR_GRID``) of a fitted
+    ``classifier`` on the chosen TBD settings' blobs (``tables``), with their response and taper
+    checks; returns the best trial (as :func:`_best_check` ranks them: no check unless one is
+    better) and all of them."""
+    from radiofind.io.images import tapered
+    from radiofind.noise import robust_rms
+
+    response = None
+    if best["min_response"] > 0:
+        response = {"alpha": demand["alpha"], "b_n": demand["b_n"],
+                    "response_snr": best["response_snr"], "min_response": best["min_response"]}
+    confirm = None
+    if best.get("taper"):
+        images = {}
+        for f in fields:
+            smooth = tapered(f.image, best["taper"])
+            images[f.name] = (smooth, robust_rms(smooth.data))
+        confirm = {"images": images, "snr": best["taper_snr"]}
+    det_noise = det_noise or {f.name: detection_noise(f) for f in fields}
+    rule = {k: best[k] for k in TBD_KEYS if k not in ("shape_cut", "shape_snr")}
+
+    def trial(cut, snr) -> dict:
+        s = validation_scores(fields, tables, a_min=best["a_min"], centre=best["centre"],
+                              truth=truth, response=response, det_noise=det_noise,
+                              confirm=confirm, shape=None if cut is None else
+                              {"classifier": classifier, "cut": cut, "snr": snr})
+        return {**rule, "shape_cut": cut, "shape_snr": snr, **_trial_scores(s)}
+
+    trials = [trial(None, None)] + [trial(cut, snr) for snr in SHAPE_SNR_GRID
+                                    for cut in SHAPE_CUT_GRID]
+    return _best_check(trials, strength=lambda t: (t["shape_cut"] if t["shape_cut"] is not None
+                                                   else -np.inf)), trials
+
+
+def fit_shape(train_fields) -> tuple:
+    """Fit the shape classifier (:mod:`radiofind.detect.shape`) on the training fields' labelled
+    peaks, on the network's input; returns it and its card entry (``shape_classifier``)."""
+    from radiofind.detect import shape
+
+    t0 = time.perf_counter()
+    half = shape.half_width(float(np.median([f.grid.beam_pixels for f in train_fields])))
+    parts = [shape.labelled_peaks(f.normalised, f.truth_x, f.truth_y, f.grid.beam_pixels, half)
+             for f in train_fields]
+    feats = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    classifier = shape.fit(feats, labels, half)
+    n1, n0 = int((labels == 1).sum()), int((labels == 0).sum())
+    log.info("shape classifier: %d source and %d noise peaks of SNR >= %g in %d training fields, "
+             "%d x %d pixels, fitted in %.1f s", n1, n0, shape.FROM_SNR, len(train_fields),
+             2 * half + 1, 2 * half + 1, time.perf_counter() - t0)
+    return classifier, {**classifier.card(), "from_snr": shape.FROM_SNR,
+                        "source_beams": round(shape.SOURCE_BEAMS, 4),
+                        "noise_beams": shape.NOISE_BEAMS, "l2": shape.L2,
+                        "training_peaks": {"fields": len(train_fields), "sources": n1,
+                                           "noise": n0}}
+
+
 def _values(name: str, value, low: float, high: float | None = None) -> list[float]:
     values = [float(v) for v in (value if isinstance(value, list | tuple) else [value])]
     if not values or any(v < low or (high is not None and v > high) for v in values):
@@ -466,9 +563,11 @@ def fit_network(train_fields, val_fields, *, demand: dict, rng: np.random.Genera
                 epochs: int, steps_per_epoch: int, batch_size: int, crop: int,
                 learning_rate: float, n_steps: int, centres, architecture: dict,
                 response_check: bool = False, symmetries: int = 1,
-                taper_check: bool = False, noise_peak_fraction: float = 0.0) -> dict:
+                taper_check: bool = False, noise_peak_fraction: float = 0.0,
+                shape=None) -> dict:
     """Train one network for one demand image, then search its TBD settings on validation
-    (on its maps averaged over ``symmetries`` orientations, as detect will make them)."""
+    (on its maps averaged over ``symmetries`` orientations, as detect will make them), with the
+    ``shape`` classifier's check if one is given."""
     import keras
 
     from radiofind.detect.inference import KerasBlock, SymmetrisedBlock, predict_map
@@ -496,7 +595,7 @@ def fit_network(train_fields, val_fields, *, demand: dict, rng: np.random.Genera
     tmaps = [predict_map(block, arch, f.normalised) for f in val_fields]
     best, trials = search_tbd(val_fields, tmaps, n_steps=n_steps, centres=centres,
                               demand=demand, response_check=response_check,
-                              taper_check=taper_check, symmetries=symmetries)
+                              taper_check=taper_check, symmetries=symmetries, shape=shape)
     log.info("alpha %g, b_n %g: best TBD on validation %s", demand["alpha"], demand["b_n"], best)
     return {"net": net, "arch": arch, "losses": losses, "best": best, "trials": trials,
             "seconds": seconds, "tmaps": tmaps}
@@ -520,7 +619,8 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
           centres=SEARCH_CENTRES, filters: int = 12, n_layers: int = 5,
           response_check: bool = False, confirm_with: str | None = None, symmetries: int = 1,
           taper_check: bool = False, noise_peak_fraction: float = 0.0,
-          noise_peak_snr: float = 4.0, seed: int = 1, overwrite: bool = False) -> dict:
+          noise_peak_snr: float = 4.0, shape_check: bool = False, seed: int = 1,
+          overwrite: bool = False) -> dict:
     """Train a model on the simulated fields in ``data`` and write it to ``outdir``.
 
     ``alpha`` and ``b_n`` may be lists: one network is trained (same seed, same crops) for each
@@ -536,7 +636,9 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
     ``tbd.taper_snr``). ``noise_peak_fraction``: that share of the training crops is centred
     near a noise peak of SNR ``noise_peak_snr`` or more (hard negatives;
     :func:`radiofind.training.dataset.find_noise_peaks`), taken from the crops that would
-    otherwise fall anywhere.
+    otherwise fall anywhere. ``shape_check``: the shape classifier is fitted on the training
+    fields (:func:`fit_shape`; card ``shape_classifier``) and its cut searched on the chosen
+    rule (:func:`search_shape`; card ``tbd.shape_cut``, ``tbd.shape_snr``).
     """
     import copy
 
@@ -585,6 +687,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
             log.info("%d noise peaks at SNR >= %g in %d training fields; %g of the crops are "
                      "centred near one", n_peaks, noise_peak_snr, len(train_fields),
                      noise_peak_fraction)
+        shape, shape_card = fit_shape(train_fields) if shape_check else (None, None)
         telescope = train_fields[0].image.telescope or "unknown"
         beams = np.array([f.image.beam_pixels for f in train_fields + val_fields])
         scales = np.array([f.image.pixel_scale_deg * 3600 for f in train_fields + val_fields])
@@ -602,7 +705,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
                               architecture={"filters": filters, "n_layers": n_layers},
                               response_check=response_check, symmetries=symmetries,
                               taper_check=taper_check,
-                              noise_peak_fraction=noise_peak_fraction)
+                              noise_peak_fraction=noise_peak_fraction, shape=shape)
             fit["demand"] = demand
             searched.append({"alpha": a, "b_n": b, **fit["best"],
                              "final_loss": fit["losses"][-1],
@@ -632,11 +735,12 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
                                        "pixels set to 0"},
             "demand": {**demand, "searched": {"alpha": alphas, "b_n": b_ns,
                                               "validation": searched}},
-            "tbd": {**tbd_settings(best, centres, response_check, taper_check),
+            "tbd": {**tbd_settings(best, centres, response_check, taper_check, shape_check),
                     "n_steps": n_steps,
                     "deblend_beams": round(DEBLEND_BEAMS, 4)},
             **({"tbd_confirmed": confirmed_tbd(confirmed[0], centres, confirm_with)}
                if confirmed else {}),
+            **({"shape_classifier": shape_card} if shape_check else {}),
             "valid": {"beam_pixels": [round(float(beams.min()) / 1.5, 2),
                                       round(float(beams.max()) * 1.5, 2)],
                       "beam_pixels_trained": round(float(np.median(beams)), 3),
