@@ -5,7 +5,8 @@
     python scripts/retune_tbd.py plugin/models/meerkat-uniform data/meerkat --confirm-with natural
     python scripts/retune_tbd.py plugin/models/askap-uniform data/askap --symmetries 8
     python scripts/retune_tbd.py MODEL data/askap --fields askap-2005,askap-2160,...
-    python scripts/retune_tbd.py plugin/models/meerkat-uniform data/meerkat --shape-check
+    python scripts/retune_tbd.py plugin/models/meerkat-uniform data/meerkat --shape-check \
+        --keep-rule
 
 For a model trained before the search changed: a wider grid (meerkat-natural v2 was re-searched
 this way after the Δmax grid grew to 51200) or fewer centre rules. By default only the centroid
@@ -36,6 +37,9 @@ ap.add_argument("--taper-check", action="store_true",
 ap.add_argument("--shape-check", action="store_true",
                 help="also fit the shape classifier on the card's training fields in DATA and "
                 "search its cut (radiofind train --shape-check)")
+ap.add_argument("--keep-rule", action="store_true",
+                help="keep the card's threshold rule, A_min and centre; search only the checks "
+                "asked for (--response-check, --taper-check, --shape-check) on them")
 ap.add_argument("--fields", help="comma-separated names of the validation fields in DATA to "
                 "search on instead of the card's (none the network was trained on); the card "
                 "then names them")
@@ -45,7 +49,7 @@ card = retune(model=args.model, data=args.data, centres=args.centres.split(","),
               response_check=args.response_check, confirm_with=args.confirm_with,
               symmetries=args.symmetries, taper_check=args.taper_check,
               fields=args.fields.split(",") if args.fields else None,
-              shape_check=args.shape_check)
+              shape_check=args.shape_check, keep_rule=args.keep_rule)
 print(card["tbd"], card["validation"]["PC3"], card["validation"]["S90"])
 if "tbd_confirmed" in card:
     print("confirmed:", card["tbd_confirmed"])

@@ -134,7 +134,7 @@ def test_detect_drops_the_narrow_peaks_the_cards_shape_check_scores_low(tmp_path
     def near(table, x0, y0):
         return bool(np.any(np.hypot(table["x"] - x0, table["y"] - y0) < 3))
 
-    model = _model_with_classifier(tmp_path, cut=0.0, snr=8.0)
+    model = _model_with_classifier(tmp_path, cut=-1.0, snr=8.0)
     off = detect(outdir=str(tmp_path / "off"), model=model, shape_snr=0.0, **args)
     plain = Table.read(off["catalog"])
     assert all(near(plain, *xy) for xy in sources + spikes) and off["n_shape_dropped"] == 0
@@ -143,8 +143,8 @@ def test_detect_drops_the_narrow_peaks_the_cards_shape_check_scores_low(tmp_path
     assert all(near(kept, *xy) for xy in sources)
     assert not any(near(kept, *xy) for xy in spikes)
     assert res["n_shape_dropped"] == len(plain) - len(kept) >= 2
-    assert kept.meta["SHAPECUT"] == 0.0 and kept.meta["SHAPESNR"] == 8.0
-    assert np.all(kept["shape_score"] >= 0.0)
+    assert kept.meta["SHAPECUT"] == -1.0 and kept.meta["SHAPESNR"] == 8.0
+    assert np.all(kept["shape_score"] >= -1.0)
     # Bright enough, a peak is never checked.
     bright = Table.read(detect(outdir=str(tmp_path / "bright"), model=model, shape_snr=5.0,
                                **args)["catalog"])
@@ -185,6 +185,18 @@ def test_train_fits_the_classifier_and_searches_its_cut(tmp_path):
                and t["pc3"] == card["validation"]["PC3"] for t in history["tbd_search"])
     again = retune(model=str(tmp_path / "model"), data=str(tmp_path / "data"), shape_check=True)
     assert again["shape_classifier"]["weights"] == pytest.approx(fitted["weights"])
+    # --keep-rule: the card's rule stays and only the check is searched, on it alone.
+    rule = ("delta_max", "threshold", "a_min", "centre")
+    card["tbd"].update(threshold=3.2, delta_max=None, a_min=3, centre="peak")
+    (tmp_path / "model" / "card.json").write_text(json.dumps(card))
+    kept = retune(model=str(tmp_path / "model"), data=str(tmp_path / "data"), shape_check=True,
+                  keep_rule=True)
+    assert [kept["tbd"][k] for k in rule] == [None, 3.2, 3, "peak"]
+    assert kept["tbd"]["searched"]["threshold"] == card["tbd"]["searched"]["threshold"]
+    assert kept["tbd"]["retuned"].startswith("checks searched on the card's TBD rule")
+    history = json.loads((tmp_path / "model" / "history.json").read_text())["tbd_search"]
+    assert {tuple(t[k] for k in rule) for t in history} == {(None, 3.2, 3, "peak")}
+    assert len(history) == 2 + len(SHAPE_CUT_GRID) * len(SHAPE_SNR_GRID)
     shutil.rmtree(tmp_path / "data" / card["training"]["fields"][0])
     with pytest.raises(RadiofindError, match="training fields: not found"):
         retune(model=str(tmp_path / "model"), data=str(tmp_path / "data"), shape_check=True)

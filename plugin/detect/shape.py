@@ -180,7 +180,8 @@ def labelled_peaks(normalised: np.ndarray, truth_x: np.ndarray, truth_y: np.ndar
 
 def fit(feats: np.ndarray, labels: np.ndarray, half: int, *, l2: float = L2
         ) -> ShapeClassifier:
-    """L2-penalised logistic regression (L-BFGS), the classes weighted equally."""
+    """L2-penalised logistic regression (L-BFGS): the score is the log-odds that a peak is a
+    source's among the training fields' peaks (their share of sources is its prior)."""
     from scipy import optimize, special
 
     labels = np.asarray(labels)
@@ -189,7 +190,7 @@ def fit(feats: np.ndarray, labels: np.ndarray, half: int, *, l2: float = L2
         raise RadiofindError(f"the shape classifier needs at least 10 source and 10 noise peaks "
                              f"in the training fields, found {n1} and {n0}")
     sign = np.where(labels == 1, 1.0, -1.0)
-    w_obs = np.where(labels == 1, 0.5 / n1, 0.5 / n0)
+    w_obs = 1.0 / labels.size
 
     def loss(p):
         z = sign * (feats @ p[:-1] + p[-1])

@@ -148,7 +148,7 @@ def search_confirmed(fields, tmaps, folders, *, confirm_with: str, n_steps: int,
 def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: bool = False,
            confirm_with: str | None = None, symmetries: int | None = None,
            taper_check: bool = False, fields: list[str] | None = None,
-           shape_check: bool = False) -> dict:
+           shape_check: bool = False, keep_rule: bool = False) -> dict:
     """Re-run the TBD search of a trained model on its own validation fields; update its card.
 
     The validation fields are the ones named in the card, read from ``data``, or those named in
@@ -162,7 +162,10 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     SymmetrisedBlock`; default: the card's ``tbd.symmetries``, else 1), recorded with the
     settings searched. ``taper_check``: search the taper check too (:func:`search_taper`).
     ``shape_check``: fit the shape classifier on the card's training fields (read from ``data``)
-    and search its cut (:func:`fit_shape`, :func:`search_shape`). Returns the new card.
+    and search its cut (:func:`fit_shape`, :func:`search_shape`). ``keep_rule``: keep the card's
+    threshold rule, A_min and centre, and search only the checks asked for on them (a check
+    added to a trained model; the card's ``tbd.searched`` keeps the rule's grid as it was).
+    Returns the new card.
     """
     from pathlib import Path
 
@@ -200,11 +203,23 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
                                     "the card names none"))
         shape, card["shape_classifier"] = fit_shape(
             [load_field(f, card["weighting"], bin=mdl.trained_bin) for f in train_folders])
-    best, trials = search_tbd(loaded, tmaps, n_steps=n_steps, centres=centres,
+    grids = {}
+    if keep_rule:
+        tbd = card["tbd"]
+        grids = {"delta_max_grid": [tbd["delta_max"]] if tbd.get("delta_max") else [],
+                 "threshold_grid": [tbd["threshold"]] if tbd.get("threshold") else [],
+                 "a_min_grid": [tbd["a_min"]]}
+    searched = [card["tbd"]["centre"]] if keep_rule else centres
+    best, trials = search_tbd(loaded, tmaps, n_steps=n_steps, centres=searched,
                               demand=card["demand"], response_check=response_check,
-                              taper_check=taper_check, symmetries=n_sym, shape=shape)
-    card["tbd"].update(tbd_settings(best, centres, response_check, taper_check, shape_check),
-                       retuned="TBD search re-run on the trained network "
+                              taper_check=taper_check, symmetries=n_sym, shape=shape, **grids)
+    settings = tbd_settings(best, searched, response_check, taper_check, shape_check)
+    if keep_rule:
+        rule_keys = ("delta_max", "threshold", "a_min", "centre")
+        settings["searched"] |= {k: card["tbd"].get("searched", {}).get(k) for k in rule_keys}
+    card["tbd"].update(settings,
+                       retuned=("checks searched on the card's TBD rule" if keep_rule else
+                                "TBD search re-run") + " on the trained network "
                                "(radiofind.training.train.retune, scripts/retune_tbd.py)")
     card["validation"].update(validation_record(best), fields=names)
     history_path = Path(model) / "history.json"
@@ -319,7 +334,8 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
                response_check: bool = False, confirm: dict | None = None,
                taper_check: bool = False, symmetries: int = 1,
                delta_max_grid=DELTA_MAX_GRID, a_min_grid=A_MIN_GRID,
-               bins: bool = False, shape=None) -> tuple[dict, list[dict]]:
+               threshold_grid=FIXED_THRESHOLD_GRID, bins: bool = False,
+               shape=None) -> tuple[dict, list[dict]]:
     """Grid search of the threshold rule, a_min and centre, maximising validation PC3 (ties:
     lower S90), then, with ``response_check``, of the response check for the chosen ones
     (:func:`search_response`; without, the best trial has none: ``min_response`` 0), then,
@@ -337,8 +353,8 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
     ``DELTA_MAX_GRID``, or one fixed map threshold of ``FIXED_THRESHOLD_GRID`` for every image.
     Each trial has both keys, the rule it did not use set to None. The blobs above a field's
     threshold do not depend on a_min or the centre rule: they are found once per rule and field.
-    ``delta_max_grid`` and ``a_min_grid`` replace the grids (an empty ``delta_max_grid``: fixed
-    thresholds only); ``bins``: trials also record purity and completeness at SNR 3-4 and 4-5
+    ``delta_max_grid``, ``threshold_grid`` and ``a_min_grid`` replace the grids (an empty
+    ``delta_max_grid``: fixed thresholds only; an empty ``threshold_grid``: dynamic only); ``bins``: trials also record purity and completeness at SNR 3-4 and 4-5
     (``p3``, ``c3``, ``p4``, ``c4``).
     """
     from radiofind.detect.blobs import (
@@ -367,7 +383,7 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
         return [blob_table(t, tau, deblend=DEBLEND_BEAMS * f.grid.beam_pixels, snr=s, **levels)
                 for f, t, s, tau in zip(fields, tiles, inputs, taus, strict=True)]
 
-    rules = [(d, None) for d in delta_max_grid] + [(None, t) for t in FIXED_THRESHOLD_GRID]
+    rules = [(d, None) for d in delta_max_grid] + [(None, t) for t in threshold_grid]
     for delta_max, fixed in rules:
         tables = rule_tables(delta_max, fixed)
         for a_min, centre in itertools.product(a_min_grid, centres):
