@@ -354,8 +354,9 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
     Each trial has both keys, the rule it did not use set to None. The blobs above a field's
     threshold do not depend on a_min or the centre rule: they are found once per rule and field.
     ``delta_max_grid``, ``threshold_grid`` and ``a_min_grid`` replace the grids (an empty
-    ``delta_max_grid``: fixed thresholds only; an empty ``threshold_grid``: dynamic only); ``bins``: trials also record purity and completeness at SNR 3-4 and 4-5
-    (``p3``, ``c3``, ``p4``, ``c4``).
+    ``delta_max_grid``: fixed thresholds only; an empty ``threshold_grid``: dynamic only);
+    ``bins``: trials also record purity and completeness at SNR 3-4 and 4-5 (``p3``, ``c3``,
+    ``p4``, ``c4``).
     """
     from radiofind.detect.blobs import (
         CENTRES,
