@@ -37,10 +37,17 @@ weighting the noise is narrower than the beam. The script measures both sides of
   the noise peaks it keeps when it keeps 90 % of the sources, and the purity that gives with the
   noise peaks of the whole image (those far from truth scaled to the whole area). S90 needs 0.9.
 
+With --training-data, the same question is asked of the classifier detect's shape check uses
+(radiofind.detect.shape: logistic regression on the network's input around each peak) fitted as
+radiofind train --shape-check fits it, on the bundled uniform model's training fields (~15,000
+peaks, against ~3,000 for the Fisher discriminant's half of the test fields), and scored on all
+the test fields.
+
 Reads the fields benchmarks/detection.py simulated (run it first; radiofind's catalogues are its
 cached ones); simulates nothing.
 
     python benchmarks/noise_peaks.py                       # meerkat and askap, 24 test fields
+    python benchmarks/noise_peaks.py --training-data 'data/{telescope}'   # + the shape check's
 
 Writes benchmarks/results/noise-peaks.json and .md.
 """
@@ -313,12 +320,59 @@ def shape_scores(folders: list[Path], weighting: str) -> dict:
     return out
 
 
+def trained_shape_scores(folders: list[Path], weighting: str, telescope: str, data: str,
+                         noise_image: dict) -> dict:
+    """The shape check's classifier fitted on the bundled model's training fields in ``data``
+    (radiofind.training.train.fit_shape) and scored on the test fields' labelled peaks on the
+    model's grid, in the SHAPE_BINS bins of the peak's height: ROC area, the share of noise
+    peaks kept with KEEP_SOURCES of the sources, and the purity that gives with ``noise_image``
+    (each bin's noise peaks scaled to the whole image, from :func:`shape_scores`)."""
+    from radiofind.detect import shape
+    from radiofind.detect.models import resolve_model
+    from radiofind.training.dataset import load_field
+    from radiofind.training.train import fit_shape
+
+    mdl = resolve_model(f"{telescope}-{weighting}")
+    names = mdl.card["training"]["fields"]
+    missing = [n for n in names if not (Path(data) / n / f"{weighting}-image.fits").is_file()]
+    if missing:
+        sys.exit(f"error: {len(missing)} of {mdl.name}'s training fields are not in {data} (first: "
+                 f"{missing[0]}); scripts/train_bundled_models.sh simulates them")
+    classifier, fitted = fit_shape([load_field(Path(data) / n, weighting, bin=mdl.trained_bin)
+                                    for n in names])
+    parts = []
+    for f in folders:
+        field = load_field(f, weighting, bin=mdl.trained_bin)
+        parts.append(shape.labelled_peaks(field.normalised, field.truth_x, field.truth_y,
+                                          field.grid.beam_pixels, classifier.half))
+    feats = np.concatenate([p[0] for p in parts])
+    label = np.concatenate([p[1] for p in parts])
+    score, snr = classifier.score(feats), feats[:, -1] * 5.0
+    out = {"model": mdl.name, "training_peaks": fitted["training_peaks"],
+           "patch_px": 2 * classifier.half + 1}
+    for b in SHAPE_BINS:
+        k = (snr >= b - 0.25) & (snr < b + 0.25)
+        src, noise = score[k & (label == 1)], score[k & (label == 0)]
+        row = {"sources": int(src.size), "noise_peaks": int(noise.size), "auc": auc(src, noise)}
+        if src.size and noise.size:
+            kept = float(np.mean(noise >= np.quantile(src, 1.0 - KEEP_SOURCES)))
+            n_img = noise_image[f"{b:g}"]["noise_peaks_image"]
+            row |= {"noise_kept": kept, "purity": KEEP_SOURCES * src.size
+                    / (KEEP_SOURCES * src.size + kept * n_img * src.size
+                       / max(noise_image[f"{b:g}"]["sources"], 1))}
+        out[f"{b:g}"] = row
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--telescopes", default="meerkat,askap")
     ap.add_argument("--fields", type=int, default=24, help="test fields per telescope")
     ap.add_argument("--work", default=str(HERE / "work"), help="benchmarks/detection.py's work")
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--training-data", help="folder of the bundled uniform models' training "
+                    "fields ('{telescope}' is replaced, e.g. 'data/{telescope}'): also score the "
+                    "shape check's classifier fitted on them")
     args = ap.parse_args()
 
     rows = []
@@ -352,6 +406,9 @@ def main() -> None:
             r["noise_over_psf_width"] = float(np.mean([noise_over_psf_width(f, w)
                                                        for f in folders]))
             r["shape"] = shape_scores(folders, w)
+            if args.training_data and w == "uniform":
+                r["shape_trained"] = trained_shape_scores(
+                    folders, w, tel, args.training_data.format(telescope=tel), r["shape"])
             print(f"{tel} {w}: {n_peaks} noise peaks >= {SNR:g} (Gaussian field: "
                   f"{r['expected_gaussian']:.1f}), {n_true} true sources >= {SNR:g}", flush=True)
 
@@ -433,6 +490,22 @@ def main() -> None:
                      f"{shape_col(sh, 'purity_every_peak', '.2f')} | "
                      f"{shape_col(sh, 'radiofind_finds_sources', '.2f')} | "
                      f"{shape_col(sh, 'radiofind_finds_noise', '.2f')} |")
+    trained = [r for r in rows if "shape_trained" in r]
+    if trained:
+        lines += ["", "The shape check's classifier (logistic regression, radiofind.detect.shape) "
+                  "fitted on the bundled uniform model's training fields and scored on every test "
+                  f"field's peaks, in the same bins: ROC area, the share of the noise peaks it "
+                  f"keeps with {KEEP_SOURCES:.0%} of the sources, and the purity that gives.", "",
+                  "| telescope | weighting | model | training peaks (sources / noise) | patch px | "
+                  f"ROC area at {sb} | noise peaks kept | purity |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in trained:
+            sh = r["shape_trained"]
+            tp = sh["training_peaks"]
+            lines.append(f"| {r['telescope']} | {r['weighting']} | {sh['model']} | "
+                         f"{tp['sources']} / {tp['noise']} | {sh['patch_px']} | "
+                         f"{shape_col(sh, 'auc', '.2f')} | {shape_col(sh, 'noise_kept', '.2f')} | "
+                         f"{shape_col(sh, 'purity', '.2f')} |")
     lines += ["", "How far below the peak's height radiofind's detection of it reads (median SNR "
               "drop; the benchmark bins a detection by the image at its catalogue position), "
               "sources / noise peaks, in the same bins:", "",
