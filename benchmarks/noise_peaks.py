@@ -68,10 +68,17 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from detection import FIRST_TEST_SEED, field_match, field_truth, run_radiofind  # noqa: E402
 
+from radiofind.detect.shape import (  # noqa: E402
+    FROM_SNR,
+    HALF_BEAMS,
+    NOISE_BEAMS,
+    SOURCE_BEAMS,
+    peak_labels,
+)
 from radiofind.training.dataset import far_from, local_maxima  # noqa: E402
 
 SNR = 5.0
-EXCLUDE_BEAMS = 1.5  # peaks (and area) this close to a truth source are not counted as noise
+EXCLUDE_BEAMS = NOISE_BEAMS  # peaks (and area) this close to a truth source are not noise
 PEAK_FROM = 2.75  # the every-peak finder's lowest peak: the lower edge of the SNR-3 bin
 BIN_SNRS = (4.0, 4.5, 5.0)  # bins whose purity is reported
 
@@ -161,11 +168,11 @@ def noise_peaks_in_bins(per_field: list) -> dict:
     return {f"{snr:g}": float(total[int(bins.index(snr))]) for snr in BIN_SNRS}
 
 
-SHAPE_FROM = 3.5  # the shape classifier's lowest peak
+SHAPE_FROM = FROM_SNR  # the shape classifier's lowest peak (as the shape check's)
 SHAPE_BINS = (4.0, 4.5, 5.0)  # peak-height bins (0.5 wide) the classifier is scored in
-SOURCE_WITHIN = 1.0 / 3.0  # a peak this close to a truth source (beams) is that source's
+SOURCE_WITHIN = SOURCE_BEAMS  # a peak this close to a truth source (beams) is that source's
 KEEP_SOURCES = 0.9  # the classifier's cut keeps this share of the sources of a bin
-PATCH_BEAMS = 1.5  # the classifier sees the image this many beams either side of a peak
+PATCH_BEAMS = HALF_BEAMS  # the classifier sees the image this many beams either side of a peak
 
 
 def half_max_width(a: np.ndarray) -> float:
@@ -226,14 +233,8 @@ def peak_shapes(folder: Path, weighting: str, half: int) -> dict:
         return dist.min(1) / beam, dist.argmin(1)
 
     tx, ty = image.world_to_pixel(ra, dec)
-    placed = np.isfinite(tx) & np.isfinite(ty)
-    t_dist, t_near = nearest(tx[placed], ty[placed])
-    bright = np.nan_to_num(np.asarray(snr, float)[placed], nan=-1.0)
-    label = np.full(y.size, -1)
-    if placed.any():
-        label[(t_dist < SOURCE_WITHIN) & (bright[t_near] >= 2.0)] = 1
     far = far_from_truth(folder, weighting)
-    label[far[y, x]] = 0
+    label = peak_labels(x, y, tx, ty, snr, beam, far)
 
     d_ra, d_dec = table_radec(read_catalog(run_radiofind(folder, weighting)[0]), "catalogue")
     dx, dy = image.world_to_pixel(d_ra, d_dec)

@@ -72,12 +72,12 @@ def peak_positions(data, x: np.ndarray, y: np.ndarray, radius: float
     return window_peaks(data, x, y, radius)[:2]
 
 
-def window_peaks(data, x: np.ndarray, y: np.ndarray, radius: float
+def window_peaks(data, x: np.ndarray, y: np.ndarray, radius: float, *, sub_pixel: bool = True
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`peak_positions`, with the brightest pixel's value (NaN where the position is
     returned unchanged) and whether it is a local maximum of the image (no lower than its four
     neighbours; False where unchanged): the brightest pixel of a window on a brighter source's
-    flank is not."""
+    flank is not. ``sub_pixel`` False: the brightest pixel itself, without the parabolas."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if x.size > WINDOW_BATCH:
@@ -85,7 +85,7 @@ def window_peaks(data, x: np.ndarray, y: np.ndarray, radius: float
         # catalogue (229,468 detections of a 32768² natural image, ~80 pixels each), taken in
         # order of rows, so that each batch reads a band of the image.
         order = np.argsort(np.nan_to_num(y, nan=-1.0), kind="stable")
-        parts = [window_peaks(data, x[k], y[k], radius)
+        parts = [window_peaks(data, x[k], y[k], radius, sub_pixel=sub_pixel)
                  for k in np.array_split(order, math.ceil(x.size / WINDOW_BATCH))]
         out = []
         for pieces in zip(*parts, strict=True):
@@ -125,8 +125,10 @@ def window_peaks(data, x: np.ndarray, y: np.ndarray, radius: float
     nb = _gather(data, nb_y, nb_x)
     # On the image's edge a pixel lacks a neighbour on one side: no parabola on that axis (its
     # vertex would lie half a pixel out, off the image).
-    fx = px + np.where((px > 0) & (px < nx - 1), _vertex(nb[:, 0], nb[:, 1], nb[:, 2]), 0.0)
-    fy = py + np.where((py > 0) & (py < ny - 1), _vertex(nb[:, 3], nb[:, 1], nb[:, 4]), 0.0)
+    fx = px + np.where(sub_pixel & (px > 0) & (px < nx - 1),
+                       _vertex(nb[:, 0], nb[:, 1], nb[:, 2]), 0.0)
+    fy = py + np.where(sub_pixel & (py > 0) & (py < ny - 1),
+                       _vertex(nb[:, 3], nb[:, 1], nb[:, 4]), 0.0)
     idx = np.nonzero(inside)[0][good]
     out_x[idx], out_y[idx] = fx[good], fy[good]
     value[idx] = nb[good, 1]

@@ -69,35 +69,14 @@ def features(data, x: np.ndarray, y: np.ndarray, half: int) -> np.ndarray:
 def detection_peaks(data, x: np.ndarray, y: np.ndarray, beam_pixels: float
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each detection's peak: the brightest pixel of ``data`` within :data:`PEAK_BEAMS` beam of
-    (x, y) (a disc of at least one pixel's radius), as integer pixels, with its value (NaN where
-    the whole disc is off the image or blank)."""
-    from radiofind.noise import pixel_values
+    (x, y) (a disc of at least one pixel's radius), as integer pixels, with its value (-1 and NaN
+    where the position is off the image or the whole disc blank)."""
+    from radiofind.detect.positions import window_peaks
 
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    radius = max(1.0, PEAK_BEAMS * beam_pixels)
-    r = math.ceil(radius)
-    off = np.arange(-r, r + 1)
-    dy, dx = (a.ravel() for a in np.meshgrid(off, off, indexing="ij"))
-    disc = dx**2 + dy**2 <= radius**2
-    dy, dx = dy[disc], dx[disc]
-    placed = np.isfinite(x) & np.isfinite(y)
-    xi = np.where(placed, np.rint(np.nan_to_num(x)), -10 * r).astype(np.int64)
-    yi = np.where(placed, np.rint(np.nan_to_num(y)), -10 * r).astype(np.int64)
-    px, py = np.full(x.shape, -1, np.int64), np.full(x.shape, -1, np.int64)
-    value = np.full(x.shape, np.nan)
-    for k in range(0, x.size, BATCH):
-        sl = slice(k, k + BATCH)
-        wx, wy = xi[sl, None] + dx, yi[sl, None] + dy
-        win = pixel_values(data, wx.ravel(), wy.ravel()).reshape(wx.shape)
-        win = np.where(np.isfinite(win), win, -np.inf)
-        best = win.argmax(axis=1)
-        rows = np.arange(best.size)
-        found = np.isfinite(win[rows, best])
-        px[sl] = np.where(found, wx[rows, best], -1)
-        py[sl] = np.where(found, wy[rows, best], -1)
-        value[sl] = np.where(found, win[rows, best], np.nan)
-    return px, py, value
+    px, py, value, _ = window_peaks(data, x, y, PEAK_BEAMS * beam_pixels, sub_pixel=False)
+    found = np.isfinite(value)
+    return (np.where(found, np.nan_to_num(px), -1).astype(np.int64),
+            np.where(found, np.nan_to_num(py), -1).astype(np.int64), value)
 
 
 @dataclass
@@ -150,30 +129,38 @@ def dropped(scores: np.ndarray, snr: np.ndarray, *, cut: float | None,
         return (np.asarray(snr, dtype=float) < below_snr) & (scores < cut)
 
 
+def peak_labels(x: np.ndarray, y: np.ndarray, truth_x: np.ndarray, truth_y: np.ndarray,
+                truth_snr: np.ndarray, beam_pixels: float, far: np.ndarray) -> np.ndarray:
+    """Labels of peaks at integer pixels (x, y): 1 where the nearest true source lies within
+    :data:`SOURCE_BEAMS` beam and has true SNR >= 2, 0 where ``far`` (the image's pixels more than
+    :data:`NOISE_BEAMS` beams from every true source) holds, -1 between."""
+    from scipy import spatial
+
+    label = np.full(np.size(y), -1)
+    placed = np.isfinite(truth_x) & np.isfinite(truth_y)
+    if placed.any() and label.size:
+        dist, near = spatial.cKDTree(np.column_stack([truth_x[placed], truth_y[placed]])).query(
+            np.column_stack([x, y]))
+        bright = np.nan_to_num(np.asarray(truth_snr, float)[placed], nan=-1.0) >= 2.0
+        label[(dist < SOURCE_BEAMS * beam_pixels) & bright[near]] = 1
+    label[far[y, x]] = 0
+    return label
+
+
 def labelled_peaks(normalised: np.ndarray, truth_x: np.ndarray, truth_y: np.ndarray,
                    beam_pixels: float, half: int) -> tuple[np.ndarray, np.ndarray]:
     """A training field's peaks (local maxima of SNR >= :data:`FROM_SNR` at least ``half``
-    pixels inside the image) with their features and labels: 1 within :data:`SOURCE_BEAMS` beam
-    of a true source of true SNR >= 2, 0 more than :data:`NOISE_BEAMS` beams from every one; the
-    peaks between are left out."""
-    from scipy import spatial
-
+    pixels inside the image) with their features and :func:`peak_labels`; the peaks between a
+    source's and the noise are left out."""
     from radiofind.noise import pixel_values
     from radiofind.training.dataset import far_from, local_maxima
 
     peaks = local_maxima(np.nan_to_num(normalised, nan=-np.inf), FROM_SNR)
     peaks[:half], peaks[-half:], peaks[:, :half], peaks[:, -half:] = False, False, False, False
     y, x = np.nonzero(peaks)
-    label = np.full(y.size, -1)
-    placed = np.isfinite(truth_x) & np.isfinite(truth_y)
-    tx, ty = truth_x[placed], truth_y[placed]
-    if tx.size and y.size:
-        bright = np.nan_to_num(pixel_values(normalised, tx, ty), nan=-1.0) >= 2.0
-        if bright.any():
-            dist, _ = spatial.cKDTree(np.column_stack([tx[bright], ty[bright]])).query(
-                np.column_stack([x, y]))
-            label[dist < SOURCE_BEAMS * beam_pixels] = 1
-    label[far_from(normalised.shape, truth_x, truth_y, NOISE_BEAMS * beam_pixels)[y, x]] = 0
+    far = far_from(normalised.shape, truth_x, truth_y, NOISE_BEAMS * beam_pixels)
+    label = peak_labels(x, y, truth_x, truth_y, pixel_values(normalised, truth_x, truth_y),
+                        beam_pixels, far)
     keep = label >= 0
     return features(normalised, x[keep], y[keep], half), label[keep]
 

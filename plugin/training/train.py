@@ -297,6 +297,7 @@ def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
     """
     from radiofind.detect.blobs import select_blobs, weak_response
     from radiofind.detect.run import sky_snr
+    from radiofind.detect.shape import dropped
     from radiofind.evaluate.run import above_five, match_field, score_fields
     from radiofind.noise import pixel_values
 
@@ -315,8 +316,6 @@ def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
             ra, dec = ra[~drop], dec[~drop]
         ra, dec = detect_positions(field, ra, dec, sigma)
         if shape is not None and np.size(ra):
-            from radiofind.detect.shape import dropped
-
             gx, gy = grid.world_to_pixel(ra, dec)
             scores, peak = shape["classifier"].scores(field.normalised, gx, gy, grid.beam_pixels)
             keep = ~dropped(scores, peak, cut=shape["cut"], below_snr=shape["snr"])
@@ -474,22 +473,37 @@ def _best_check(trials: list[dict], *, strength) -> dict:
     return max(trials, key=key)
 
 
+def _chosen_response(best: dict, demand: dict) -> dict | None:
+    """The response check of a chosen trial, as :func:`validation_scores` takes it (None: none)."""
+    if not best["min_response"] > 0:
+        return None
+    return {"alpha": demand["alpha"], "b_n": demand["b_n"],
+            "response_snr": best["response_snr"], "min_response": best["min_response"]}
+
+
+def _tapered_images(fields, fwhm: float) -> dict:
+    """Each field's image tapered to ``fwhm`` beams (:func:`radiofind.io.images.tapered`) with
+    its robust noise, as detect's taper check makes them: field name -> (image, noise)."""
+    from radiofind.io.images import tapered
+    from radiofind.noise import robust_rms
+
+    images = {}
+    for f in fields:
+        smooth = tapered(f.image, fwhm)
+        images[f.name] = (smooth, robust_rms(smooth.data))
+    return images
+
+
 def search_taper(fields, tables, best: dict, *, truth: dict, demand: dict,
                  det_noise: dict | None = None) -> tuple[dict, list[dict]]:
     """Search the taper check (``TAPER_GRID`` x ``TAPER_SNR_GRID``) on the chosen TBD settings'
     blobs (``tables``), with its response check if it has one; returns the best trial (as
     :func:`_best_check` ranks them: no check unless one is better) and all of them.
 
-    Each field's image is tapered (:func:`radiofind.io.images.tapered`) and its robust noise
-    measured, as detect does, and detections below the SNR there are dropped.
+    Each field's image is tapered and its robust noise measured, as detect does
+    (:func:`_tapered_images`), and detections below the SNR there are dropped.
     """
-    from radiofind.io.images import tapered
-    from radiofind.noise import robust_rms
-
-    response = None
-    if best["min_response"] > 0:
-        response = {"alpha": demand["alpha"], "b_n": demand["b_n"],
-                    "response_snr": best["response_snr"], "min_response": best["min_response"]}
+    response = _chosen_response(best, demand)
     det_noise = det_noise or {f.name: detection_noise(f) for f in fields}
     rule = {k: best[k] for k in TBD_KEYS if k not in ("taper", "taper_snr")}
 
@@ -501,10 +515,7 @@ def search_taper(fields, tables, best: dict, *, truth: dict, demand: dict,
 
     trials = [trial(None, None)]
     for fwhm in TAPER_GRID:
-        images = {}
-        for f in fields:
-            smooth = tapered(f.image, fwhm)
-            images[f.name] = (smooth, robust_rms(smooth.data))
+        images = _tapered_images(fields, fwhm)
         trials += [trial(fwhm, snr, images) for snr in TAPER_SNR_GRID]
     return _best_check(trials, strength=lambda t: t["taper_snr"] or 0.0), trials
 
@@ -515,20 +526,10 @@ def search_shape(fields, tables, best: dict, *, truth: dict, demand: dict, class
     ``classifier`` on the chosen TBD settings' blobs (``tables``), with their response and taper
     checks; returns the best trial (as :func:`_best_check` ranks them: no check unless one is
     better) and all of them."""
-    from radiofind.io.images import tapered
-    from radiofind.noise import robust_rms
-
-    response = None
-    if best["min_response"] > 0:
-        response = {"alpha": demand["alpha"], "b_n": demand["b_n"],
-                    "response_snr": best["response_snr"], "min_response": best["min_response"]}
+    response = _chosen_response(best, demand)
     confirm = None
     if best.get("taper"):
-        images = {}
-        for f in fields:
-            smooth = tapered(f.image, best["taper"])
-            images[f.name] = (smooth, robust_rms(smooth.data))
-        confirm = {"images": images, "snr": best["taper_snr"]}
+        confirm = {"images": _tapered_images(fields, best["taper"]), "snr": best["taper_snr"]}
     det_noise = det_noise or {f.name: detection_noise(f) for f in fields}
     rule = {k: best[k] for k in TBD_KEYS if k not in ("shape_cut", "shape_snr")}
 
