@@ -39,8 +39,8 @@ weighting the noise is narrower than the beam. The script measures both sides of
 
 With --training-data, the same question is asked of the classifier detect's shape check uses
 (radiofind.detect.shape: logistic regression on the network's input around each peak) fitted as
-radiofind train --shape-check fits it, on the bundled uniform model's training fields (~15,000
-peaks, against ~3,000 for the Fisher discriminant's half of the test fields), and scored on all
+radiofind train --shape-check fits it, on the bundled uniform model's training fields (~16,000
+peaks, against ~1,600 for the Fisher discriminant's half of the test fields), and scored on all
 the test fields.
 
 Reads the fields benchmarks/detection.py simulated (run it first; radiofind's catalogues are its
