@@ -346,14 +346,47 @@ def test_train_confirm_with_searches_tbd_for_confirmation_and_detect_uses_it(tmp
     assert not (tmp_path / "bad").exists()
 
 
-@pytest.mark.parametrize("case", ["same", "missing"])
+def _psf(folder, size: int = 96, beam_pix: float = 4.0):
+    """A Gaussian PSF of the make_fields beam beside a field's natural image."""
+    yy, xx = np.mgrid[:size, :size] - size // 2
+    psf = np.exp(-(xx**2 + yy**2) / (2 * (beam_pix / np.sqrt(8 * np.log(2))) ** 2))
+    write_image(folder / "natural-psf.fits", psf.astype(np.float32), make_header(size))
+
+
+def test_train_confirm_with_whitened_searches_its_snr_and_writes_tbd_whitened(tmp_path):
+    from radiofind.training.train import WHITEN_SNR_GRID, retune, train
+
+    make_fields(tmp_path / "data")
+    for k in range(3):
+        _psf(tmp_path / "data" / f"field-{k}")
+    card = train(data=str(tmp_path / "data"), outdir=str(tmp_path / "model"), epochs=1,
+                 steps_per_epoch=2, batch_size=4, crop=32, horn_radius=3, gauss_fwhm=2, seed=3,
+                 confirm_with="whitened")
+    conf = card["tbd_whitened"]
+    assert "tbd_confirmed" not in card and conf["confirm_with"] == "whitened"
+    assert conf["confirm_snr"] in WHITEN_SNR_GRID
+    assert conf["searched"]["confirm_snr"] == list(WHITEN_SNR_GRID)
+    history = json.loads((tmp_path / "model" / "history.json").read_text())
+    trials = history["tbd_search_whitened"]
+    # every rule tried with every SNR, and the card's is the best of them
+    assert len(trials) == len(history["tbd_search"]) * len(WHITEN_SNR_GRID)
+    assert {t["confirm_snr"] for t in trials} == set(WHITEN_SNR_GRID)
+    keys = ("delta_max", "threshold", "a_min", "centre", "confirm_snr")
+    assert any(all(t[k] == conf[k] for k in keys) for t in trials)
+    # retune writes it as train does
+    again = retune(model=str(tmp_path / "model"), data=str(tmp_path / "data"),
+                   confirm_with="whitened", keep_rule=True)
+    assert again["tbd_whitened"]["confirm_snr"] in WHITEN_SNR_GRID
+
+
+@pytest.mark.parametrize("case", ["same", "missing", "no-psf"])
 def test_train_refuses_a_bad_confirm_with(tmp_path, case):
     from radiofind.training.train import train
 
     make_fields(tmp_path / "data")
     with pytest.raises(RadiofindError, match="confirm_with"):
         train(data=str(tmp_path / "data"), outdir=str(tmp_path / "model"), epochs=1,
-              confirm_with="natural" if case == "same" else "uniform")
+              confirm_with={"same": "natural", "missing": "uniform", "no-psf": "whitened"}[case])
     assert not (tmp_path / "model").exists()
 
 

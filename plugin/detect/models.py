@@ -23,7 +23,7 @@ import numpy as np
 
 from radiofind.errors import RadiofindError
 
-# The TBD settings a card's search chooses (``tbd``, ``tbd_confirmed``).
+# The TBD settings a card's search chooses (``tbd``, ``tbd_confirmed``, ``tbd_whitened``).
 TBD_KEYS = ("delta_max", "threshold", "a_min", "centre", "response_snr", "min_response",
             "symmetries", "taper", "taper_snr", "shape_cut", "shape_snr")
 
@@ -58,6 +58,14 @@ class Model:
         --confirm-with), as their :data:`TBD_KEYS`; None if the card has none."""
         conf = self.card.get("tbd_confirmed")
         return {k: conf.get(k) for k in TBD_KEYS} if conf else None
+
+    @property
+    def tbd_whitened(self) -> dict[str, Any] | None:
+        """The TBD settings searched with each field's image, whitened by its own noise, as the
+        confirmation image (radiofind train --confirm-with whitened), as their
+        :data:`TBD_KEYS` and ``confirm_snr``; None if the card has none."""
+        conf = self.card.get("tbd_whitened")
+        return {k: conf.get(k) for k in (*TBD_KEYS, "confirm_snr")} if conf else None
 
     def beam_range(self) -> tuple[float, float]:
         """Beams (sqrt(BMAJ BMIN)) it is valid for, in pixels of its training images."""

@@ -34,8 +34,10 @@ from radiofind.io.images import (
     check_another,
     negated,
     open_image,
+    psf_beside,
     tapered,
     unbinned_pixels,
+    whitened_image,
 )
 from radiofind.io.outputs import staged_outputs
 
@@ -43,6 +45,7 @@ log = logging.getLogger("radiofind.detect")
 
 MIN_CHUNK = 64
 CONFIRM_SNR = 4.0  # least SNR in --confirm-image (see confirmation_snr; README)
+WHITENED = "whitened"  # confirm_with: the searched image whitened by its own noise (--psf)
 RMS_BOX_BEAMS = 30  # default local-rms cell, in beams (BANE's default box is ~30 beams)
 
 
@@ -122,7 +125,8 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
            chunk: int = 1024, scheduler: str | None = None, progress: bool = False,
            refine_snr: float | None = None, response_snr: float | None = None,
            min_response: float | None = None, confirm_image: str | None = None,
-           confirm_snr: float = CONFIRM_SNR, symmetries: int | None = None,
+           confirm_snr: float = CONFIRM_SNR, psf: str | None = None,
+           whiten_snr: float | None = None, symmetries: int | None = None,
            taper: float | None = None, taper_snr: float | None = None,
            shape_cut: float | None = None, shape_snr: float | None = None,
            negatives: bool = False,
@@ -140,7 +144,8 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
             deblend: float | None, noise: str, rms_box: int | None, chunk: int,
             scheduler: str | None, progress: bool, refine_snr: float | None,
             response_snr: float | None, min_response: float | None, confirm_image: str | None,
-            confirm_snr: float, symmetries: int | None, taper: float | None,
+            confirm_snr: float, psf: str | None, whiten_snr: float | None,
+            symmetries: int | None, taper: float | None,
             taper_snr: float | None, shape_cut: float | None, shape_snr: float | None,
             negatives: bool, formats, overwrite: bool, negate: bool = False) -> dict:
     """:func:`detect`; ``negate``: search the image (and the confirming one) times -1, for
@@ -168,7 +173,7 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
         raise RadiofindError(f"refine_snr must be >= 0 (inf keeps every network position), got "
                              f"{refine_snr}")
     for name, value in (("response_snr", response_snr), ("min_response", min_response),
-                        ("taper", taper), ("taper_snr", taper_snr)):
+                        ("taper", taper), ("taper_snr", taper_snr), ("whiten_snr", whiten_snr)):
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise RadiofindError(f"{name} must be a number >= 0, got {value}")
     check_shape_values(shape_cut, shape_snr)
@@ -184,6 +189,12 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
     if confirm_image:
         check_another(confirm_image, image, "--confirm-image")
         other = open_image(confirm_image, chunk=chunk)
+        if psf:
+            raise RadiofindError("--psf whitens the searched image to confirm its detections: "
+                                 "give it or --confirm-image, not both")
+    elif psf:
+        check_another(psf, image, "--psf")
+        open_image(psf, require_beam=False)  # a clear error for a missing or non-image file
     if negate:
         img = negated(img)
         other = None if other is None else negated(other)
@@ -202,14 +213,35 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
     if field_warning and not negate:  # the negated search is the same image: said once
         log.warning(field_warning)
     tbd = {"deblend_beams": DEBLEND_BEAMS, **mdl.tbd}
+    # The whitening check: the image whitened by its own noise confirms its detections, with
+    # the PSF given, or WSClean's beside the image where the card holds settings for it.
+    confirm_name = Path(confirm_image).name if confirm_image else None
+    if other is None and (whiten_snr is None or whiten_snr > 0):
+        psf_path = psf or (psf_beside(image) if mdl.tbd_whitened else None)
+        if psf_path is None and mdl.tbd_whitened and not negate:
+            log.warning("model %s whitens the image to confirm its detections, but there is no "
+                        "PSF beside it (<name>-psf.fits): the whitening check is off; give --psf",
+                        mdl.name)
+        if psf_path is not None:
+            other = whitened_image(img, psf_path)
+            confirm_name = f"{Path(image).name} whitened with {Path(psf_path).name}"
+            confirm_snr = float(whiten_snr if whiten_snr is not None else
+                                (mdl.tbd_whitened or {}).get("confirm_snr") or CONFIRM_SNR)
+            if not negate:
+                log.info("whitening check: %s", confirm_name)
     # With a confirmation image, the TBD settings searched with one confirming, if the card has
     # them (radiofind train --confirm-with): the other image removes most noise peaks, so they
     # reach lower. Options given on the command line still win.
-    tbd_for = "confirmation" if other is not None and mdl.tbd_confirmed else "search"
-    if tbd_for == "confirmation":
-        tbd.update(mdl.tbd_confirmed)
-        log.info("TBD settings for confirmation by a %s image (model card's tbd_confirmed)",
-                 mdl.card["tbd_confirmed"].get("confirm_with", "second"))
+    whitening = other is not None and not confirm_image
+    settings = mdl.tbd_whitened if whitening else mdl.tbd_confirmed
+    tbd_for = ("search" if other is None or not settings else
+               WHITENED if whitening else "confirmation")
+    if tbd_for != "search":
+        tbd.update({k: v for k, v in settings.items() if k != "confirm_snr"})
+        log.info("TBD settings for confirmation by %s (model card's %s)",
+                 "the whitened image" if whitening else
+                 f"a {mdl.card['tbd_confirmed'].get('confirm_with', 'second')} image",
+                 "tbd_whitened" if whitening else "tbd_confirmed")
     tbd.update({k: v for k, v in (("delta_max", delta_max), ("a_min", a_min), ("centre", centre),
                                   ("deblend_beams", deblend), ("response_snr", response_snr),
                                   ("min_response", min_response), ("symmetries", symmetries),
@@ -361,12 +393,12 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
             extra["confirm_snr"] = other_snr
             x, y, src_noise, extra = _kept(keep, x, y, src_noise, extra)
             log.info("%d detections below SNR %g in %s dropped (its noise %.3g)", n_unconfirmed,
-                     confirm_snr, confirm_image, other_noise)
+                     confirm_snr, confirm_name, other_noise)
             n_outside = int(np.isnan(other_snr).sum())
             if n_outside:
                 log.warning("%d detections lie outside %s (or on its blanks) and are kept "
                             "unconfirmed: the confirmation image should cover the searched one",
-                            n_outside, confirm_image)
+                            n_outside, confirm_name)
         table = make_catalog(img, x, y, src_noise, finder="radiofind", extra=extra)
         if noise == "local":
             table["rms"] = src_noise
@@ -388,8 +420,10 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
             table.meta.update({"SHAPECUT": float(tbd["shape_cut"]),
                                "SHAPESNR": float(tbd["shape_snr"])})
         if other is not None:
-            table.meta.update({"CONFIRM": Path(confirm_image).name, "CONFSNR": float(confirm_snr),
-                               "TBDFOR": tbd_for})
+            table.meta.update({"CONFIRM": confirm_name if confirm_image else WHITENED,
+                               "CONFSNR": float(confirm_snr), "TBDFOR": tbd_for})
+            if not confirm_image:
+                table.meta["PSF"] = Path(other.header["RFWHITE"]).name
         negative = None
         if negatives:
             # The same search on the image times -1, cut at this map threshold: its detections
@@ -415,6 +449,7 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
                "response_check": check, "n_weak_response": int(weak.sum()),
                "symmetries": n_sym, "taper": taper_fwhm, "n_untapered": n_untapered,
                "n_shape_dropped": n_shape,
+               "confirmed_by": confirm_name if other is not None else None,
                "n_unconfirmed": n_unconfirmed, "n_outside_confirmation": n_outside,
                "negatives": negative,
                "catalog": str(Path(outdir) / names.get("fits", names[formats[0]])),

@@ -12,6 +12,7 @@ import os
 import tempfile
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -433,6 +434,38 @@ def tapered(img: Image, fwhm_beams: float) -> Image:
     header.update({"BMAJ": beam.bmaj, "BMIN": beam.bmin, "BPA": 0.0,
                    "RFTAPER": (float(fwhm_beams), "radiofind: Gaussian taper FWHM, beams")})
     return Image(data=data, wcs=img.wcs, beam=beam, header=header, path=img.path)
+
+
+def psf_beside(image: str | os.PathLike) -> Path | None:
+    """WSClean's PSF of ``image``: ``<name>-psf.fits`` beside ``<name>-image.fits`` (or
+    ``<name>-MFS-image.fits``), if there is one."""
+    path = Path(image)
+    for suffix in ("-image.fits", "-image.fit"):
+        if path.name.endswith(suffix):
+            psf = path.with_name(path.name[:-len(suffix)] + "-psf" + suffix[len("-image"):])
+            return psf if psf.is_file() else None
+    return None
+
+
+def whitened_image(img: Image, psf_path: str | os.PathLike) -> Image:
+    """``img`` whitened by its own noise power spectrum over the uv cells its PSF samples
+    (:func:`radiofind.noise.whitened`), held in memory: for a uniformly weighted image, about the
+    naturally weighted image of the same visibilities. The PSF (a FITS file or CASA image) must
+    have the image's pixels: the same shape and pixel size."""
+    from radiofind.noise import whitened
+
+    psf = open_image(psf_path, require_beam=False, chunk=None)
+    scale = psf.pixel_scale_deg / img.pixel_scale_deg
+    if psf.data.shape != img.data.shape or not abs(scale - 1.0) < 1e-3:
+        raise RadiofindError(
+            f"{psf_path}: the PSF has {psf.data.shape[1]} x {psf.data.shape[0]} pixels of "
+            f"{psf.pixel_scale_deg * 3600:.4g}\" and the image {img.data.shape[1]} x "
+            f"{img.data.shape[0]} of {img.pixel_scale_deg * 3600:.4g}\": whitening needs the PSF "
+            "made with the image (WSClean's <name>-psf.fits)")
+    data = whitened(np.asarray(img.data[:, :]), np.asarray(psf.data[:, :]))
+    header = img.header.copy()
+    header["RFWHITE"] = (Path(psf_path).name, "radiofind: whitened with this PSF")
+    return Image(data=data, wcs=img.wcs, beam=img.beam, header=header, path=img.path)
 
 
 class _NegatedPoints:

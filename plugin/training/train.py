@@ -62,6 +62,8 @@ TAPER_SNR_GRID = (2.0, 2.5, 3.0, 3.5, 4.0)
 # SNRs below which detections are checked.
 SHAPE_CUT_GRID = (-2.0, -1.5, -1.25, -1.0, -0.75, -0.5, -0.25, 0.0)
 SHAPE_SNR_GRID = (5.5, 6.5)
+# Least SNR in the whitened image searched for the whitening check (confirm_with "whitened").
+WHITEN_SNR_GRID = (2.5, 3.0, 3.5, 4.0, 4.5)
 
 
 def search_grid(centres, response_check: bool = False, taper_check: bool = False,
@@ -95,11 +97,32 @@ def confirmed_tbd(best: dict, centres, confirm_with: str) -> dict:
     """A model card's ``tbd_confirmed``: the TBD settings detect uses when the searched image
     comes with a --confirm-image, chosen by :func:`search_confirmed`, with their validation
     scores and the grid searched."""
-    from radiofind.detect.run import CONFIRM_SNR
+    from radiofind.detect.run import CONFIRM_SNR, WHITENED
 
-    return {"confirm_with": confirm_with, "confirm_snr": CONFIRM_SNR,
+    return {"confirm_with": confirm_with, "confirm_snr": best.get("confirm_snr", CONFIRM_SNR),
             **{k: best[k] for k in TBD_KEYS}, "validation": validation_record(best),
-            "searched": search_grid(centres)}
+            "searched": search_grid(centres) | (
+                {"confirm_snr": list(WHITEN_SNR_GRID)} if confirm_with == WHITENED else {})}
+
+
+def confirmed_key(confirm_with: str) -> str:
+    """The card key of the TBD settings searched with ``confirm_with`` confirming:
+    ``tbd_whitened`` for the searched image whitened by its own noise (detect --psf), else
+    ``tbd_confirmed`` (detect --confirm-image)."""
+    from radiofind.detect.run import WHITENED
+
+    return "tbd_whitened" if confirm_with == WHITENED else "tbd_confirmed"
+
+
+def confirming_file(folder, confirm_with: str, weighting: str):
+    """The file a validation field needs for ``confirm_with``: the other weighting's image, or,
+    for ``whitened``, the searched image's PSF."""
+    from pathlib import Path
+
+    from radiofind.detect.run import WHITENED
+
+    name = f"{weighting}-psf.fits" if confirm_with == WHITENED else f"{confirm_with}-image.fits"
+    return Path(folder) / name
 
 
 def check_confirm_with(confirm_with: str | None, weighting: str, folders) -> None:
@@ -109,21 +132,22 @@ def check_confirm_with(confirm_with: str | None, weighting: str, folders) -> Non
     if confirm_with == weighting:
         raise RadiofindError(f"confirm_with must be another weighting than the searched "
                              f"{weighting}")
-    from pathlib import Path
-
-    missing = [Path(f).name for f in folders
-               if not (Path(f) / f"{confirm_with}-image.fits").is_file()]
+    missing = [confirming_file(f, confirm_with, weighting) for f in folders]
+    missing = [f for f in missing if not f.is_file()]
     if missing:
         raise RadiofindError(f"confirm_with {confirm_with}: {len(missing)} validation field(s) "
-                             f"have no {confirm_with}-image.fits (e.g. {missing[0]})")
+                             f"have no {missing[0].name} (e.g. {missing[0].parent.name})")
 
 
 def search_confirmed(fields, tmaps, folders, *, confirm_with: str, n_steps: int,
-                     centres=SEARCH_CENTRES, demand: dict, symmetries: int = 1
-                     ) -> tuple[dict, list[dict]]:
+                     centres=SEARCH_CENTRES, demand: dict, symmetries: int = 1,
+                     weighting: str = "uniform") -> tuple[dict, list[dict]]:
     """The TBD search (:func:`search_tbd`) with detect's confirmation in the loop: each
     validation field's detections below detect's default --confirm-snr in the same field's
     ``confirm_with`` image (``<folder>/<confirm_with>-image.fits``) are dropped before scoring.
+    ``confirm_with="whitened"``: the searched ``weighting``'s own image whitened with its PSF
+    (``<folder>/<weighting>-psf.fits``; :func:`radiofind.io.images.whitened_image`), as detect
+    --psf does.
 
     With the other image removing most noise peaks, a lower threshold pays: meerkat-uniform's
     validation PC3 rose from 0.09 (its plain settings, confirmed) to 0.35 (README, "radiofind
@@ -131,18 +155,21 @@ def search_confirmed(fields, tmaps, folders, *, confirm_with: str, n_steps: int,
     """
     from pathlib import Path
 
-    from radiofind.detect.run import CONFIRM_SNR
-    from radiofind.io.images import read_image
+    from radiofind.detect.run import CONFIRM_SNR, WHITENED
+    from radiofind.io.images import read_image, whitened_image
     from radiofind.noise import robust_rms
 
     images = {}
     for field, folder in zip(fields, folders, strict=True):
-        other = read_image(Path(folder) / f"{confirm_with}-image.fits")
+        path = confirming_file(folder, confirm_with, weighting)
+        other = (whitened_image(read_image(Path(folder) / f"{weighting}-image.fits"), path)
+                 if confirm_with == WHITENED else read_image(path))
         images[field.name] = (other, robust_rms(other.data))
-    log.info("TBD search with each field's %s image confirming (SNR >= %g)", confirm_with,
-             CONFIRM_SNR)
+    snr = list(WHITEN_SNR_GRID) if confirm_with == WHITENED else CONFIRM_SNR
+    log.info("TBD search with each field's %s image confirming (SNR >= %s)", confirm_with,
+             ", ".join(f"{v:g}" for v in np.atleast_1d(snr)))
     return search_tbd(fields, tmaps, n_steps=n_steps, centres=centres, demand=demand,
-                      confirm={"images": images, "snr": CONFIRM_SNR}, symmetries=symmetries)
+                      confirm={"images": images, "snr": snr}, symmetries=symmetries)
 
 
 def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: bool = False,
@@ -157,7 +184,8 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     and ``validation`` are replaced and the search is written to ``history.json``
     (``tbd_search``); with ``confirm_with`` (a weighting), the search with
     that image confirming is run too (:func:`search_confirmed`) and written as the card's
-    ``tbd_confirmed`` and the history's ``tbd_search_confirmed``. ``symmetries``: search the
+    ``tbd_confirmed`` and the history's ``tbd_search_confirmed`` (``tbd_whitened`` and
+    ``tbd_search_whitened`` for ``whitened``). ``symmetries``: search the
     maps averaged over that many orientations (:class:`~radiofind.detect.inference.
     SymmetrisedBlock`; default: the card's ``tbd.symmetries``, else 1), recorded with the
     settings searched. ``taper_check``: search the taper check too (:func:`search_taper`).
@@ -228,9 +256,11 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     if confirm_with:
         best_c, trials_c = search_confirmed(loaded, tmaps, folders, confirm_with=confirm_with,
                                             n_steps=n_steps, centres=centres,
-                                            demand=card["demand"], symmetries=n_sym)
-        card["tbd_confirmed"] = confirmed_tbd(best_c, centres, confirm_with)
-        history["tbd_search_confirmed"] = json_safe(trials_c)
+                                            demand=card["demand"], symmetries=n_sym,
+                                            weighting=card["weighting"])
+        key = confirmed_key(confirm_with)
+        card[key] = confirmed_tbd(best_c, centres, confirm_with)
+        history[key.replace("tbd_", "tbd_search_")] = json_safe(trials_c)
     card = json_safe(card)
     (Path(model) / "card.json").write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
     history_path.write_text(json.dumps(history, indent=1, allow_nan=False) + "\n")
@@ -384,15 +414,20 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
                 for f, t, s, tau in zip(fields, tiles, inputs, taus, strict=True)]
 
     rules = [(d, None) for d in delta_max_grid] + [(None, t) for t in threshold_grid]
+    # A confirmation's SNR may be a grid too (the whitened image's SNRs are on no scale of
+    # their own): each trial records the one it used.
+    confirm_snrs = [None] if confirm is None else list(np.atleast_1d(confirm["snr"]))
     for delta_max, fixed in rules:
         tables = rule_tables(delta_max, fixed)
-        for a_min, centre in itertools.product(a_min_grid, centres):
+        for a_min, centre, c_snr in itertools.product(a_min_grid, centres, confirm_snrs):
             s = validation_scores(fields, tables, a_min=a_min, centre=centre, truth=truth,
-                                  det_noise=det_noise, confirm=confirm)
+                                  det_noise=det_noise,
+                                  confirm=None if confirm is None else {**confirm, "snr": c_snr})
             trials.append({"delta_max": delta_max, "threshold": fixed, "a_min": a_min,
                            "centre": centre, "response_snr": None, "min_response": 0.0,
                            "symmetries": symmetries, "taper": None, "taper_snr": None,
                            "shape_cut": None, "shape_snr": None,
+                           **({} if c_snr is None else {"confirm_snr": float(c_snr)}),
                            **_trial_scores(s, bins=bins)})
 
     best = max(trials, key=_score_key)
@@ -647,7 +682,9 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
     network's loss curve and full TBD search in ``history.json``. ``confirm_with`` (a weighting,
     e.g. natural for a uniform model): the kept network's TBD settings are also searched with
     each validation field's image of that weighting confirming (:func:`search_confirmed`), for
-    detect --confirm-image (card ``tbd_confirmed``). ``symmetries``: the TBD searches run on
+    detect --confirm-image (card ``tbd_confirmed``); ``whitened``: with each validation field's
+    own image whitened by its noise spectrum confirming (its ``<weighting>-psf.fits``), for
+    detect --psf (card ``tbd_whitened``). ``symmetries``: the TBD searches run on
     the maps averaged over that many orientations of each image, and detect averages as many
     (card ``tbd.symmetries`` and ``tbd_confirmed.symmetries``). ``taper_check``: the taper
     check is searched on the chosen rule (:func:`search_taper`; card ``tbd.taper``,
@@ -740,7 +777,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
             confirmed = search_confirmed(val_fields, kept["tmaps"], val_folders,
                                          confirm_with=confirm_with, n_steps=n_steps,
                                          centres=centres, demand=demand,
-                                         symmetries=symmetries)
+                                         symmetries=symmetries, weighting=weighting)
         np.savez(stage.path("weights.npz"), **get_weights(kept["net"]))
         name = name or f"{telescope.lower()}-{weighting}"
         card = {
@@ -756,7 +793,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
             "tbd": {**tbd_settings(best, centres, response_check, taper_check, shape_check),
                     "n_steps": n_steps,
                     "deblend_beams": round(DEBLEND_BEAMS, 4)},
-            **({"tbd_confirmed": confirmed_tbd(confirmed[0], centres, confirm_with)}
+            **({confirmed_key(confirm_with): confirmed_tbd(confirmed[0], centres, confirm_with)}
                if confirmed else {}),
             **({"shape_classifier": shape_card} if shape_check else {}),
             "valid": {"beam_pixels": [round(float(beams.min()) / 1.5, 2),
@@ -779,7 +816,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
         stage.path("card.json").write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
         history = {"loss": losses, "tbd_search": kept["trials"]}
         if confirmed:
-            history["tbd_search_confirmed"] = confirmed[1]
+            history[confirmed_key(confirm_with).replace("tbd_", "tbd_search_")] = confirmed[1]
         stage.path("history.json").write_text(json.dumps(
             json_safe(history), indent=1, allow_nan=False) + "\n")
     print(f"radiofind train: model {name} -> {outdir} (validation PC3 {best['pc3']:.3f}, "

@@ -1,0 +1,125 @@
+"""The whitening check: a uniformly weighted image whitened by its own noise power spectrum
+(radiofind.noise.whitened) confirms its detections (detect --psf), as the natural image does."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from astropy.table import Table
+from synthetic import make_header, weighted_pair, write_image
+
+from radiofind.errors import RadiofindError
+from radiofind.noise import robust_rms, whitened
+
+
+def _snr_at(img, x, y):
+    return img[y, x] / robust_rms(img)
+
+
+def test_whitening_a_uniform_image_gives_back_the_natural_one():
+    uniform, natural, psf, x, y = weighted_pair(256, seed=1)
+    white = whitened(uniform, psf)
+    corr = {name: np.corrcoef(img.ravel(), natural.ravel())[0, 1]
+            for name, img in (("uniform", uniform), ("whitened", white))}
+    assert corr["whitened"] > 0.9 > 0.7 > corr["uniform"]
+    # The sources' SNR rises towards the natural image's.
+    gain = np.median(_snr_at(white, x, y) / _snr_at(uniform, x, y))
+    natural_gain = np.median(_snr_at(natural, x, y) / _snr_at(uniform, x, y))
+    assert natural_gain > 1.3 and gain > 0.9 * natural_gain
+    # Linear in the image; blanks stay blank, and count as 0 elsewhere.
+    np.testing.assert_allclose(whitened(-uniform, psf), -white, atol=1e-6 * np.abs(white).max())
+    holed = uniform.copy()
+    holed[:8, :8] = np.nan
+    out = whitened(holed, psf)
+    assert np.isnan(out[:8, :8]).all() and np.isfinite(out[8:, 8:]).all()
+
+
+@pytest.mark.parametrize("case", ["shape", "blank-psf", "flat-psf", "smooth"])
+def test_whitening_refuses_a_psf_it_cannot_use(case):
+    uniform, _, psf, *_ = weighted_pair(64, n_sources=1)
+    bad = {"shape": (psf[:32, :32], {}), "blank-psf": (np.where(psf > 0.5, np.nan, psf), {}),
+           "flat-psf": (np.zeros_like(psf), {}), "smooth": (psf, {"smooth": 0.0})}[case]
+    with pytest.raises(RadiofindError):
+        whitened(uniform, bad[0], **bad[1])
+
+
+def _field(tmp_path, seed=2, name="f"):
+    uniform, natural, psf, x, y = weighted_pair(256, seed=seed, snr=8.0)
+    header = make_header(256, beam_arcsec=4.5)
+    header["WSCWEIGH"] = "Briggs'(-1.5)"
+    image = write_image(tmp_path / f"{name}-image.fits", uniform, header)
+    psf_path = write_image(tmp_path / f"{name}-psf.fits", psf, make_header(256, beam_arcsec=4.5))
+    return image, psf_path, x, y
+
+
+def test_detect_confirms_with_the_whitened_image(tmp_path):
+    from radiofind.detect.run import detect
+
+    image, psf, x, y = _field(tmp_path)
+    args = {"image": image, "model": "meerkat-uniform", "formats": ["fits"]}
+    plain = detect(outdir=str(tmp_path / "plain"), whiten_snr=0.0, **args)
+    # The bundled card holds no settings for it: off unless --psf is given.
+    assert plain["confirmed_by"] is None and plain["tbd_for"] == "search"
+    keep = detect(outdir=str(tmp_path / "keep"), psf=psf, whiten_snr=1e-9, **args)
+    table = Table.read(keep["catalog"])
+    assert keep["confirmed_by"] == "f-image.fits whitened with f-psf.fits"
+    assert table.meta["CONFIRM"] == "whitened" and table.meta["PSF"] == "f-psf.fits"
+    assert len(table) == plain["n_sources"] and "confirm_snr" in table.colnames
+    # The true sources read higher in the whitened image than the rest.
+    d = np.hypot(np.asarray(table["x"])[:, None] - x, np.asarray(table["y"])[:, None] - y)
+    true = d.min(axis=1) < 2.0
+    c_snr = np.asarray(table["confirm_snr"])
+    assert true.sum() >= 5 and np.median(c_snr[true]) > 4.0
+    least = float(np.median(c_snr))
+    cut = detect(outdir=str(tmp_path / "cut"), psf=psf, whiten_snr=least, **args)
+    kept = Table.read(cut["catalog"])
+    assert cut["n_unconfirmed"] == (c_snr < least).sum() > 0
+    assert len(kept) == (c_snr >= least).sum() and kept.meta["CONFSNR"] == least
+
+
+def test_detect_takes_the_psf_beside_the_image_when_the_card_whitens(tmp_path, caplog):
+    from radiofind.detect.models import resolve_model
+    from radiofind.detect.run import detect
+
+    model = tmp_path / "model"
+    shutil.copytree(resolve_model("meerkat-uniform").path, model)
+    card = json.loads((model / "card.json").read_text())
+    card["tbd_whitened"] = {**card["tbd"], "confirm_with": "whitened", "confirm_snr": 3.0,
+                            "threshold": 0.8, "a_min": 2}
+    (model / "card.json").write_text(json.dumps(card))
+    image, psf, *_ = _field(tmp_path)
+    summary = detect(image=image, outdir=str(tmp_path / "out"), model=str(model),
+                     formats=["fits"])
+    assert summary["tbd_for"] == "whitened" and summary["confirmed_by"].endswith("f-psf.fits")
+    assert summary["threshold"] == 0.8 and summary["tbd"]["a_min"] == 2
+    assert Table.read(summary["catalog"]).meta["CONFSNR"] == 3.0
+    # Options still win; --whiten-snr 0 turns it off, and the plain settings come back.
+    off = detect(image=image, outdir=str(tmp_path / "off"), model=str(model), formats=["fits"],
+                 whiten_snr=0.0)
+    assert off["tbd_for"] == "search" and off["threshold"] == card["tbd"]["threshold"]
+    # No PSF beside the image: a warning, and the plain search.
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(image, lone / "g-image.fits")
+    with caplog.at_level("WARNING", logger="radiofind"):
+        alone = detect(image=str(lone / "g-image.fits"), outdir=str(tmp_path / "alone"),
+                       model=str(model), formats=["fits"])
+    assert alone["tbd_for"] == "search" and "no PSF beside it" in caplog.text
+
+
+@pytest.mark.parametrize("case", ["missing", "same", "with-confirm", "shape", "bad-snr"])
+def test_detect_refuses_a_bad_whitening(tmp_path, case):
+    from radiofind.detect.run import detect
+
+    image, psf, *_ = _field(tmp_path)
+    small = write_image(tmp_path / "small-psf.fits", np.ones((64, 64), np.float32),
+                        make_header(64))
+    args = {"missing": {"psf": str(tmp_path / "nope.fits")}, "same": {"psf": image},
+            "with-confirm": {"psf": psf, "confirm_image": psf}, "shape": {"psf": small},
+            "bad-snr": {"psf": psf, "whiten_snr": -1.0}}[case]
+    with pytest.raises(RadiofindError):
+        detect(image=image, outdir=str(tmp_path / "out"), model="meerkat-uniform", **args)
+    assert not (tmp_path / "out").exists()
