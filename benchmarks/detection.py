@@ -42,6 +42,7 @@ FIRST_TEST_SEED, FIRST_VAL_SEED = 500000, 600000  # no training run uses these (
 CONFIRMED = "radiofind + natural"  # uniform detections confirmed by the natural image
 BDSF_ISLANDS = "pybdsf tuned + natural"  # PyBDSF on uniform, islands from the natural image
 ON_PEAKS = "all on peaks"  # each detection moved to its image peak before it is scored
+NO_PSF = "radiofind, no PSF"  # the image alone: no whitening check (detect --whiten-snr 0)
 
 
 def pointing(seed: int) -> tuple[float, float]:
@@ -122,6 +123,16 @@ def model_digest(path: Path) -> str:
                         + DETECT_REVISION.encode()).hexdigest()[:10]
 
 
+def model_whitens(folder: Path, weighting: str) -> bool:
+    """Whether detect's model for a field's image whitens it (its card has tbd_whitened) and
+    WSClean's PSF is beside it."""
+    from radiofind.detect.models import resolve_model
+
+    image = folder / f"{weighting}-image.fits"
+    return (folder / f"{weighting}-psf.fits").is_file() and \
+        resolve_model(model_for(image)[0]).tbd_whitened is not None
+
+
 def model_for(image: Path):
     """The bundled model detect picks for ``image``, and its :func:`model_digest`."""
     from radiofind.detect.models import select_model
@@ -134,24 +145,25 @@ def model_for(image: Path):
 
 
 def run_radiofind(folder: Path, weighting: str, confirm: str | None = None, *,
-                  negatives: bool = False) -> tuple[Path, float, str]:
+                  negatives: bool = False, psf: bool = True) -> tuple[Path, float, str]:
     """Detect with the bundled model; catalogues are cached per model version (card + weights).
     ``confirm``: another weighting whose image confirms the detections (detect --confirm-image,
     default --confirm-snr); ``negatives``: detect --negatives (the catalogue's reliability
-    column and negative counts)."""
+    column and negative counts); ``psf``: False searches the image as if WSClean's PSF were not
+    beside it (--whiten-snr 0: no whitening check, where the model card has one)."""
     from radiofind.detect.run import CONFIRM_SNR, detect
 
     image = folder / f"{weighting}-image.fits"
     model, digest = model_for(image)
     tag = (f"-confirm-{confirm}-{CONFIRM_SNR:g}" if confirm else "") + \
-        ("-negatives" if negatives else "")
+        ("-negatives" if negatives else "") + ("" if psf else "-no-psf")
     out = folder / f"{weighting}-radiofind-{model}-{digest}{tag}"
     cat = out / f"{weighting}-image.radiofind.fits"
     t0 = time.perf_counter()
     if not cat.exists():
         detect(image=str(image), outdir=str(out), formats=["fits"], overwrite=True,
                confirm_image=str(folder / f"{confirm}-image.fits") if confirm else None,
-               negatives=negatives)
+               negatives=negatives, whiten_snr=None if psf else 0.0)
     return cat, time.perf_counter() - t0, model
 
 
@@ -306,7 +318,13 @@ def main() -> None:
             tuned_isl, tuning_isl = tune_bdsf(val, w, confirm)
             isl_name = f"{BDSF_ISLANDS} ({tuned_isl[0]:g}/{tuned_isl[1]:g})"
             matches[CONFIRMED], matches[isl_name] = [], []
+        # Where the model whitens the image with its PSF, also the image alone.
+        alone = any(model_whitens(f, w) for f in test)
+        if alone:
+            matches[NO_PSF] = []
         for f in test:
+            if alone:
+                matches[NO_PSF].append(field_match(f, w, run_radiofind(f, w, psf=False)[0]))
             cat, dt, model = run_radiofind(f, w)
             seconds["radiofind"] += dt
             models.add(model)
@@ -325,6 +343,11 @@ def main() -> None:
         for name, ms in matches.items():
             finders[name] = {**summary(score_fields(ms)), **above_five(ms),
                              **offsets(ms, beams), **offsets(ms, beams, 3.0, 5.0)}
+        if alone:
+            results.setdefault("no_psf", {})[w] = {
+                "vs": tuned_name, "vs_tuned": against(finders[NO_PSF], finders[tuned_name]),
+                "vs_tuned_resampled": resampled(matches[NO_PSF], matches[tuned_name],
+                                                TARGETS[w])}
         if confirm:
             # Both finders given the natural image; and radiofind's confirmation against PyBDSF
             # on the uniform image alone, as it was first benchmarked.
@@ -393,6 +416,7 @@ def main() -> None:
     rows = [(w, wres) for w, wres in results["weightings"].items()]
     rows += [(f"{w}, radiofind, {ON_PEAKS} vs {c['vs']}", c)
              for w, c in results.get("on_peaks", {}).items()]
+    rows += [(f"{w}, {NO_PSF} vs {c['vs']}", c) for w, c in results.get("no_psf", {}).items()]
     rows += [(f"{w}, {CONFIRMED} vs {c['vs']}", c)
              for w, c in results.get("confirmed", {}).items()]
     for w, wres in rows:
@@ -403,6 +427,13 @@ def main() -> None:
     lines += ["", f"Resampled: the test fields drawn with replacement {N_RESAMPLES} times, both "
               "finders scored on each draw; how far the comparison depends on which fields were "
               "simulated."]
+    if results.get("no_psf"):
+        lines += ["", "radiofind: detect as a user runs it, which, where the model card holds "
+                  "settings for the whitening check (tbd_whitened), confirms each detection in "
+                  "the image whitened by its own noise spectrum with WSClean's PSF beside it "
+                  f"(the image alone, the uniform image's own PSF). {NO_PSF}: the same image "
+                  "searched without the whitening check (detect --whiten-snr 0), with the card's "
+                  "plain TBD settings."]
     if results.get("confirmed"):
         lines += ["", f"{CONFIRMED}: radiofind on the uniform image, keeping the detections "
                   "whose SNR in the same field's natural image is at least detect's default "

@@ -433,9 +433,10 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
                                "delta_max": None, "progress": False, "negatives": False,
                                "formats": ["fits"], "overwrite": True, "negate": True})
             if other is not None:
-                log.warning("--negatives with --confirm-image: a noise peak that a source in the "
-                            "confirming image confirms has no counterpart in the images times -1, "
-                            "so the estimates are optimistic (README, 'Reliability')")
+                log.warning("--negatives with a confirming image (--confirm-image, or the "
+                            "whitened image): a noise peak that a source in the confirming image "
+                            "confirms has no counterpart in the images times -1, so the estimates "
+                            "are optimistic (README, 'Reliability')")
             negative_table = read_catalog(found["catalog"])
             negative = _negatives(table, negative_table["snr"])
             write_catalog(negative_table, stage, negatives_name, ["fits"])
