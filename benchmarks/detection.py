@@ -112,7 +112,9 @@ DETECT_REVISION = ("onnxruntime; narrow beams interpolated; bright detections on
                    "faint centres of bright blobs moved to a bright unclaimed image peak in the "
                    "blob beyond a quarter beam; "
                    "every detection on its image peak where the network's grid is averaged; "
-                   "no sub-pixel step off the image's edge")
+                   "no sub-pixel step off the image's edge; "
+                   "the whitening check with the PSF beside the image (card tbd_whitened), off "
+                   "beyond the training images' field of view")
 
 
 def model_digest(path: Path) -> str:

@@ -229,7 +229,9 @@ def measure_snr(image, x: np.ndarray, y: np.ndarray, *, known_sources: bool,
 
 
 WHITEN_OCCUPANCY = 0.1  # uv cells used: the PSF's transfer at least this fraction of its peak
-WHITEN_SMOOTH = 2.0  # Gaussian sigma, uv cells, of the noise power spectrum's estimate
+# Gaussian sigma of the noise power spectrum's estimate, as a fraction of the uv plane's width
+# (1 / pixel size): 2 uv cells of a 1024² image, 8 of a 4096² one (the same uv distance).
+WHITEN_SMOOTH = 1.0 / 512
 WHITEN_CLIP = 5.0  # pixels beyond this many sigma (sources) are left out of that estimate
 
 
@@ -241,7 +243,7 @@ def whitened(data, psf, *, occupancy: float = WHITEN_OCCUPANCY, smooth: float = 
     A uniformly weighted image divides each uv cell by the number of visibilities in it, so its
     noise power there is 1 / that number. Dividing the image's Fourier transform by its noise
     power (estimated from the image itself with the sources clipped, averaged over the sampled
-    cells within ``smooth`` cells) weighs each cell by its visibilities again: a point source's
+    cells within ``smooth`` of the uv plane's width) weighs each cell by its visibilities again: a point source's
     SNR becomes about what a naturally weighted image of the same data gives, and the noise
     peaks of the sparse long baselines, which make most of a uniform image's faint false
     detections, are weighed down. The cells the PSF's transfer function puts below
@@ -274,8 +276,9 @@ def whitened(data, psf, *, occupancy: float = WHITEN_OCCUPANCY, smooth: float = 
     quiet = np.where(np.abs(image) > clip * sigma, 0.0, image)
     power = np.abs(fft.fft2(quiet, workers=-1)) ** 2
     del quiet
-    power = (ndimage.gaussian_filter(power * sampled, smooth, mode="wrap")
-             / np.maximum(ndimage.gaussian_filter(sampled, smooth, mode="wrap"), 1e-12))
+    cells = [smooth * n for n in image.shape]  # the same uv distance whatever the image size
+    power = (ndimage.gaussian_filter(power * sampled, cells, mode="wrap")
+             / np.maximum(ndimage.gaussian_filter(sampled, cells, mode="wrap"), 1e-12))
     weights = np.where(sampled > 0, 1.0 / np.maximum(power, np.finfo(float).tiny), 0.0)
     del power, sampled
     out = fft.ifft2(fft.fft2(image, workers=-1) * weights, workers=-1).real

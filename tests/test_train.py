@@ -272,6 +272,33 @@ def test_response_search_keeps_pc3_then_lowers_s90_then_raises_pc(monkeypatch):
     assert (chosen["response_snr"], chosen["min_response"]) == (None, 0.0)
 
 
+def test_a_confirmation_that_drops_bright_sources_is_not_chosen(monkeypatch):
+    from radiofind.training import train as tr
+
+    class Field:
+        name, data = "f", None
+
+    # Scripted trials: the best PC3 finds 0.95 of the sources above SNR 5; the next finds all.
+    trials = [{"pc3": 0.10, "s90": 4.75, "c_ge5": 0.95, "confirm_snr": 3.5},
+              {"pc3": 0.08, "s90": 5.25, "c_ge5": 0.99, "confirm_snr": 3.0},
+              {"pc3": 0.07, "s90": 4.75, "c_ge5": None, "confirm_snr": 2.5},
+              {"pc3": 0.05, "s90": 5.25, "c_ge5": 1.00, "confirm_snr": 2.5}]
+    monkeypatch.setattr(tr, "search_tbd", lambda *a, **k: (trials[0], trials))
+    monkeypatch.setattr(tr, "confirming_file", lambda *a: None)
+    monkeypatch.setattr("radiofind.io.images.read_image", lambda path: Field())
+    monkeypatch.setattr("radiofind.noise.robust_rms", lambda data: 1.0)
+
+    best, all_trials = tr.search_confirmed([Field()], [None], ["f"], confirm_with="natural",
+                                           n_steps=50, demand={})
+    assert best is trials[1] and all_trials is trials
+    assert tr.MIN_C_GE5 == 0.98
+    # none complete enough: the best PC3 after all
+    for t in trials:
+        t["c_ge5"] = 0.9
+    assert tr.search_confirmed([Field()], [None], ["f"], confirm_with="natural", n_steps=50,
+                               demand={})[0] is trials[0]
+
+
 def _second_image(folder, keep: int, weighting: str = "uniform", size: int = 96):
     """A second image of a make_fields field holding only its first ``keep`` sources."""
     truth = Table.read(folder / "truth.fits")

@@ -21,7 +21,7 @@ def _snr_at(img, x, y):
 
 def test_whitening_a_uniform_image_gives_back_the_natural_one():
     uniform, natural, psf, x, y = weighted_pair(256, seed=1)
-    white = whitened(uniform, psf)
+    white = whitened(uniform, psf, smooth=2 / 256)  # 2 uv cells, as on a 1024² image
     corr = {name: np.corrcoef(img.ravel(), natural.ravel())[0, 1]
             for name, img in (("uniform", uniform), ("whitened", white))}
     assert corr["whitened"] > 0.9 > 0.7 > corr["uniform"]
@@ -30,7 +30,8 @@ def test_whitening_a_uniform_image_gives_back_the_natural_one():
     natural_gain = np.median(_snr_at(natural, x, y) / _snr_at(uniform, x, y))
     assert natural_gain > 1.3 and gain > 0.9 * natural_gain
     # Linear in the image; blanks stay blank, and count as 0 elsewhere.
-    np.testing.assert_allclose(whitened(-uniform, psf), -white, atol=1e-6 * np.abs(white).max())
+    np.testing.assert_allclose(whitened(-uniform, psf, smooth=2 / 256), -white,
+                               atol=1e-6 * np.abs(white).max())
     holed = uniform.copy()
     holed[:8, :8] = np.nan
     out = whitened(holed, psf)
@@ -55,14 +56,20 @@ def _field(tmp_path, seed=2, name="f"):
     return image, psf_path, x, y
 
 
-def test_detect_confirms_with_the_whitened_image(tmp_path):
+def test_detect_confirms_with_the_whitened_image(tmp_path, caplog):
     from radiofind.detect.run import detect
 
     image, psf, x, y = _field(tmp_path)
-    args = {"image": image, "model": "meerkat-uniform", "formats": ["fits"]}
+    # One TBD rule for all: the card's settings for the check are tested below.
+    args = {"image": image, "model": "meerkat-uniform", "formats": ["fits"], "threshold": 1.13,
+            "a_min": 1}
     plain = detect(outdir=str(tmp_path / "plain"), whiten_snr=0.0, **args)
-    # The bundled card holds no settings for it: off unless --psf is given.
     assert plain["confirmed_by"] is None and plain["tbd_for"] == "search"
+    # The bundled card's check was searched on 26' fields: on this 6' image the PSF beside it is
+    # not taken unless --psf names it.
+    with caplog.at_level("WARNING", logger="radiofind"):
+        beside = detect(outdir=str(tmp_path / "beside"), **args)
+    assert beside["confirmed_by"] is None and "whitening check is off" in caplog.text
     keep = detect(outdir=str(tmp_path / "keep"), psf=psf, whiten_snr=1e-9, **args)
     table = Table.read(keep["catalog"])
     assert keep["confirmed_by"] == "f-image.fits whitened with f-psf.fits"
@@ -89,6 +96,7 @@ def test_detect_takes_the_psf_beside_the_image_when_the_card_whitens(tmp_path, c
     card = json.loads((model / "card.json").read_text())
     card["tbd_whitened"] = {**card["tbd"], "confirm_with": "whitened", "confirm_snr": 3.0,
                             "threshold": 0.8, "a_min": 2}
+    card["training_set"]["size"] = 256  # trained on images of this one's field of view
     (model / "card.json").write_text(json.dumps(card))
     image, psf, *_ = _field(tmp_path)
     summary = detect(image=image, outdir=str(tmp_path / "out"), model=str(model),
