@@ -20,7 +20,9 @@ declare -A first_seed=([meerkat]=1000 [askap]=2000)
 # script's training now searches both rules, so it gives the x.1 cards directly). askap-natural
 # 4.1: v4's network, its TBD re-searched with every detection on its image peak (detect's rule
 # for averaged grids since then; this script's search scores them so too).
-declare -A version=([meerkat-natural]=3 [askap-natural]=4.1 [meerkat-uniform]=1.2 [askap-uniform]=2.1)
+# meerkat-uniform 1.3, askap-uniform 2.2: the 1.2 / 2.1 networks and cards, with the whitening
+# check's settings (tbd_whitened) searched on 96 validation fields (below).
+declare -A version=([meerkat-natural]=3 [askap-natural]=4.1 [meerkat-uniform]=1.3 [askap-uniform]=2.2)
 # The demand image's alpha and b_n (DeepSource eq. 3): askap-natural v3 searched alpha 0.5, 0.75
 # and 1 (one network each, same seed and crops; validation PC3 0.189 / 0.184 / 0.178) and kept 0.5;
 # v4 searches b_n 0.05, 0.2 and 0.5 at alpha 0.5 and keeps 0.5 (0.01, 1 and 2, run apart, scored
@@ -56,6 +58,21 @@ for tel in $telescopes; do
       --bin "${bin[$m]}" --horn-radius "${horn[$m]}" --gauss-fwhm "${gauss[$m]}" \
       --alpha "${alphas[$m]}" --b-n "${bns[$m]}" ${confirm[$m]} --seed 1 -o "$data/models/$m" \
       --overwrite
+    if [ "$w" = uniform ]; then
+      # The whitening check's settings (card tbd_whitened), searched on 96 validation fields:
+      # the card's 32 and 64 more made the same way (seeds 1160-1223 / 2160-2223).
+      first_val=$(( ${first_seed[$tel]} + 160 ))
+      python "$here/scripts/make_training_set.py" --telescope "$tel" --fields 64 \
+        --first-seed "$first_val" --size 1024 --n-sources 150 --snr-scales 1.5,3.0 \
+        --out "$data/$tel-val"
+      mkdir -p "$data/$tel-all"
+      ln -sfn "$data/$tel/$tel"-* "$data/$tel-val/$tel"-* "$data/$tel-all/"
+      fields=$(python -c "import json, sys; print(','.join(json.load(open(sys.argv[1]))\
+['validation']['fields'] + ['$tel-%d' % s for s in range($first_val, $first_val + 64)]))" \
+        "$data/models/$m/card.json")
+      python "$here/scripts/retune_tbd.py" "$data/models/$m" "$data/$tel-all" \
+        --confirm-with whitened --confirm-only --fields "$fields"
+    fi
     mkdir -p "$here/plugin/models/$m"
     cp "$data/models/$m/card.json" "$data/models/$m/weights.npz" "$data/models/$m/history.json" \
       "$here/plugin/models/$m/"

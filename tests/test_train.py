@@ -400,10 +400,17 @@ def test_train_confirm_with_whitened_searches_its_snr_and_writes_tbd_whitened(tm
     assert {t["confirm_snr"] for t in trials} == set(WHITEN_SNR_GRID)
     keys = ("delta_max", "threshold", "a_min", "centre", "confirm_snr")
     assert any(all(t[k] == conf[k] for k in keys) for t in trials)
-    # retune writes it as train does
+    # retune writes it as train does; --confirm-only leaves the rest of the card as it was
+    saved = json.loads((tmp_path / "model" / "card.json").read_text())
+    saved["tbd"]["a_min"], saved["validation"]["PC3"] = 77, 0.5
+    (tmp_path / "model" / "card.json").write_text(json.dumps(saved))
     again = retune(model=str(tmp_path / "model"), data=str(tmp_path / "data"),
-                   confirm_with="whitened", keep_rule=True)
+                   confirm_with="whitened", confirm_only=True)
     assert again["tbd_whitened"]["confirm_snr"] in WHITEN_SNR_GRID
+    assert again["tbd"]["a_min"] == 77 and again["validation"]["PC3"] == 0.5
+    assert again["tbd_whitened"]["validation"]["fields"] == saved["validation"]["fields"]
+    with pytest.raises(RadiofindError, match="confirm_only needs confirm_with"):
+        retune(model=str(tmp_path / "model"), data=str(tmp_path / "data"), confirm_only=True)
 
 
 @pytest.mark.parametrize("case", ["same", "missing", "no-psf"])

@@ -185,7 +185,8 @@ def search_confirmed(fields, tmaps, folders, *, confirm_with: str, n_steps: int,
 def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: bool = False,
            confirm_with: str | None = None, symmetries: int | None = None,
            taper_check: bool = False, fields: list[str] | None = None,
-           shape_check: bool = False, keep_rule: bool = False) -> dict:
+           shape_check: bool = False, keep_rule: bool = False,
+           confirm_only: bool = False) -> dict:
     """Re-run the TBD search of a trained model on its own validation fields; update its card.
 
     The validation fields are the ones named in the card, read from ``data``, or those named in
@@ -203,6 +204,8 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     and search its cut (:func:`fit_shape`, :func:`search_shape`). ``keep_rule``: keep the card's
     threshold rule, A_min and centre, and search only the checks asked for on them (a check
     added to a trained model; the card's ``tbd.searched`` keeps the rule's grid as it was).
+    ``confirm_only``: run only the search with ``confirm_with``, leaving the card's ``tbd`` and
+    ``validation`` as they are (how the bundled uniform cards got ``tbd_whitened``).
     Returns the new card.
     """
     from pathlib import Path
@@ -225,6 +228,8 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     if missing:
         raise RadiofindError(f"validation fields not found: {', '.join(missing[:5])}")
     check_confirm_with(confirm_with, card["weighting"], folders)
+    if confirm_only and not confirm_with:
+        raise RadiofindError("confirm_only needs confirm_with: the search it runs")
     loaded = [load_field(f, card["weighting"], bin=mdl.trained_bin) for f in folders]
     n_sym = check_symmetries(symmetries or card["tbd"].get("symmetries") or 1)
     net = SymmetrisedBlock(mdl.block(), n_sym)
@@ -241,6 +246,8 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
                                     "the card names none"))
         shape, card["shape_classifier"] = fit_shape(
             [load_field(f, card["weighting"], bin=mdl.trained_bin) for f in train_folders])
+    history_path = Path(model) / "history.json"
+    history = json.loads(history_path.read_text()) if history_path.exists() else {}
     grids = {}
     if keep_rule:
         tbd = card["tbd"]
@@ -248,21 +255,20 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
                  "threshold_grid": [tbd["threshold"]] if tbd.get("threshold") else [],
                  "a_min_grid": [tbd["a_min"]]}
     searched = [card["tbd"]["centre"]] if keep_rule else centres
-    best, trials = search_tbd(loaded, tmaps, n_steps=n_steps, centres=searched,
-                              demand=card["demand"], response_check=response_check,
-                              taper_check=taper_check, symmetries=n_sym, shape=shape, **grids)
-    settings = tbd_settings(best, searched, response_check, taper_check, shape_check)
-    if keep_rule:
-        rule_keys = ("delta_max", "threshold", "a_min", "centre")
-        settings["searched"] |= {k: card["tbd"].get("searched", {}).get(k) for k in rule_keys}
-    card["tbd"].update(settings,
-                       retuned=("checks searched on the card's TBD rule" if keep_rule else
-                                "TBD search re-run") + " on the trained network "
-                               "(radiofind.training.train.retune, scripts/retune_tbd.py)")
-    card["validation"].update(validation_record(best), fields=names)
-    history_path = Path(model) / "history.json"
-    history = json.loads(history_path.read_text()) if history_path.exists() else {}
-    history["tbd_search"] = json_safe(trials)
+    if not confirm_only:
+        best, trials = search_tbd(loaded, tmaps, n_steps=n_steps, centres=searched,
+                                  demand=card["demand"], response_check=response_check,
+                                  taper_check=taper_check, symmetries=n_sym, shape=shape, **grids)
+        settings = tbd_settings(best, searched, response_check, taper_check, shape_check)
+        if keep_rule:
+            rule_keys = ("delta_max", "threshold", "a_min", "centre")
+            settings["searched"] |= {k: card["tbd"].get("searched", {}).get(k) for k in rule_keys}
+        card["tbd"].update(settings,
+                           retuned=("checks searched on the card's TBD rule" if keep_rule else
+                                    "TBD search re-run") + " on the trained network "
+                                   "(radiofind.training.train.retune, scripts/retune_tbd.py)")
+        card["validation"].update(validation_record(best), fields=names)
+        history["tbd_search"] = json_safe(trials)
     if confirm_with:
         best_c, trials_c = search_confirmed(loaded, tmaps, folders, confirm_with=confirm_with,
                                             n_steps=n_steps, centres=centres,
@@ -274,7 +280,7 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
     card = json_safe(card)
     (Path(model) / "card.json").write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
     history_path.write_text(history_text(history))
-    log.info("retuned %s: %s", mdl.name, best)
+    log.info("retuned %s: %s", mdl.name, card["tbd"])
     return card
 
 
