@@ -114,7 +114,8 @@ DETECT_REVISION = ("onnxruntime; narrow beams interpolated; bright detections on
                    "every detection on its image peak where the network's grid is averaged; "
                    "no sub-pixel step off the image's edge; "
                    "the whitening check with the PSF beside the image (card tbd_whitened), off "
-                   "beyond the training images' field of view")
+                   "beyond the training images' field of view, the image capped at 10 sigma "
+                   "before whitening and brighter detections not checked")
 
 
 def model_digest(path: Path) -> str:

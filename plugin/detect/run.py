@@ -159,7 +159,7 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
     from radiofind.detect.positions import default_refine_snr, refine_bright
     from radiofind.detect.shape import ShapeClassifier, dropped
     from radiofind.detect.shape import check_values as check_shape_values
-    from radiofind.noise import local_rms, pixel_values, robust_rms
+    from radiofind.noise import WHITEN_CAP, local_rms, pixel_values, robust_rms
     from radiofind.parallel import dask_scheduler, release_memory
 
     formats = check_formats(formats)
@@ -396,6 +396,9 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
             other_snr, other_noise = confirmation_snr(other, img, x, y)
             # NaN (outside the other image) is kept; confirm_snr 0 keeps all, recording the SNR.
             keep = ~(other_snr < confirm_snr) | (confirm_snr == 0)
+            if whitening:  # the whitened image is capped: brighter detections are not checked
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    keep |= pixel_values(img.pixels, x, y) / src_noise >= WHITEN_CAP
             n_unconfirmed = int((~keep).sum())
             extra["confirm_snr"] = other_snr
             x, y, src_noise, extra = _kept(keep, x, y, src_noise, extra)

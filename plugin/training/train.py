@@ -161,7 +161,7 @@ def search_confirmed(fields, tmaps, folders, *, confirm_with: str, n_steps: int,
 
     from radiofind.detect.run import CONFIRM_SNR, WHITENED
     from radiofind.io.images import read_image, whitened_image
-    from radiofind.noise import robust_rms
+    from radiofind.noise import WHITEN_CAP, robust_rms
 
     images = {}
     for field, folder in zip(fields, folders, strict=True):
@@ -172,8 +172,10 @@ def search_confirmed(fields, tmaps, folders, *, confirm_with: str, n_steps: int,
     snr = list(WHITEN_SNR_GRID) if confirm_with == WHITENED else CONFIRM_SNR
     log.info("TBD search with each field's %s image confirming (SNR >= %s)", confirm_with,
              ", ".join(f"{v:g}" for v in np.atleast_1d(snr)))
+    above = {"above": WHITEN_CAP} if confirm_with == WHITENED else {}
     best, trials = search_tbd(fields, tmaps, n_steps=n_steps, centres=centres, demand=demand,
-                              confirm={"images": images, "snr": snr}, symmetries=symmetries)
+                              confirm={"images": images, "snr": snr, **above},
+                              symmetries=symmetries)
     # A confirmation that drops bright sources is not kept: among the trials that find at least
     # MIN_C_GE5 of the validation sources above SNR 5, the best (the whitened image reads a
     # bright CLEANed source lower than the natural image does, and its highest SNRs cost up to
@@ -337,7 +339,8 @@ def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
     fields detect's is 1.5-3 % higher, and a check tuned with the other moved detections across
     the bin edges S90 is decided on.
     ``confirm``: detect's --confirm-image, as ``{"images": {field name: (other image, its
-    noise)}, "snr": confirm_snr}``: detections below that SNR in the other image are dropped.
+    noise)}, "snr": confirm_snr}``: detections below that SNR in the other image are dropped;
+    with ``"above"``, only those below that SNR in the image (the whitening check's cap).
     ``shape``: detect's shape check, as ``{"classifier": ShapeClassifier, "cut": shape_cut,
     "snr": shape_snr}``, on the field's network input, before the confirmation.
     """
@@ -369,6 +372,9 @@ def validation_scores(fields, tables, *, a_min: int, centre: str, truth: dict,
         if confirm is not None:
             other, other_noise = confirm["images"][field.name]
             keep = ~(sky_snr(other, ra, dec, other_noise) < confirm["snr"])  # NaN: outside, kept
+            if confirm.get("above") is not None:  # detections this bright are not checked
+                ix, iy = field.image.world_to_pixel(ra, dec)
+                keep |= pixel_values(field.image.data, ix, iy) / sigma >= confirm["above"]
             ra, dec = ra[keep], dec[keep]
         matches.append(match_field(field.image, field.truth_ra, field.truth_dec, snr, noise,
                                    ra, dec, match_radius=match_radius))
