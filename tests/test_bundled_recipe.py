@@ -2,7 +2,7 @@
 
 ``scripts/train_bundled_models.sh`` is the shipped recipe of the four bundled models: the settings
 each card records (version, epochs, input binning, demand image and the alphas and b_n searched,
-the batches, the seed, confirmation settings) must be the ones the script passes to ``radiofind
+the batches, the seed, confirmation and whitening settings) must be the ones the script passes to ``radiofind
 train``, or re-running it would not give the models the package ships.
 """
 
@@ -39,7 +39,7 @@ NAMES = sorted(ARRAYS["version"])
 
 def test_the_script_covers_every_bundled_model():
     assert NAMES == sorted(p.name for p in MODELS.iterdir() if (p / "card.json").exists())
-    for name in ("epochs", "bin", "horn", "gauss", "alphas", "bns", "confirm"):
+    for name in ("epochs", "bin", "horn", "gauss", "alphas", "bns", "confirm", "whiten"):
         assert sorted(ARRAYS[name]) == NAMES, name
 
 
@@ -66,3 +66,9 @@ def test_card_matches_the_script(name):
         assert card["tbd_confirmed"]["confirm_with"] == confirm[confirm.index("--confirm-with") + 1]
     else:
         assert "tbd_confirmed" not in card
+    # the whitening search runs for the models the script marks, on 96 validation fields
+    if ARRAYS["whiten"][name]:
+        assert card["tbd_whitened"]["confirm_with"] == "whitened"
+        assert len(card["tbd_whitened"]["validation"]["fields"]) == 96
+    else:
+        assert "tbd_whitened" not in card
