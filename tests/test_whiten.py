@@ -136,16 +136,23 @@ def test_detect_takes_the_psf_beside_the_image_when_the_card_whitens(tmp_path, c
     assert alone["tbd_for"] == "search" and "no PSF beside it" in caplog.text
 
 
-@pytest.mark.parametrize("case", ["missing", "same", "with-confirm", "shape", "bad-snr"])
+@pytest.mark.parametrize("case", ["missing", "same", "with-confirm", "shape", "weighting",
+                                  "bad-snr"])
 def test_detect_refuses_a_bad_whitening(tmp_path, case):
+    from astropy.io import fits
+
     from radiofind.detect.run import detect
 
     image, psf, *_ = _field(tmp_path)
     small = write_image(tmp_path / "small-psf.fits", np.ones((64, 64), np.float32),
                         make_header(64))
+    natural = tmp_path / "natural-psf.fits"
+    header = fits.getheader(psf)
+    header["WSCWEIGH"] = "Briggs'(1.5)"  # another weighting's PSF (the image's is -1.5)
+    fits.writeto(natural, fits.getdata(psf), header)
     args = {"missing": {"psf": str(tmp_path / "nope.fits")}, "same": {"psf": image},
             "with-confirm": {"psf": psf, "confirm_image": psf}, "shape": {"psf": small},
-            "bad-snr": {"psf": psf, "whiten_snr": -1.0}}[case]
+            "weighting": {"psf": str(natural)}, "bad-snr": {"psf": psf, "whiten_snr": -1.0}}[case]
     with pytest.raises(RadiofindError):
         detect(image=image, outdir=str(tmp_path / "out"), model="meerkat-uniform", **args)
     assert not (tmp_path / "out").exists()

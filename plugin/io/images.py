@@ -451,7 +451,8 @@ def whitened_image(img: Image, psf_path: str | os.PathLike) -> Image:
     """``img`` whitened by its own noise power spectrum over the uv cells its PSF samples
     (:func:`radiofind.noise.whitened`), held in memory: for a uniformly weighted image, about the
     naturally weighted image of the same visibilities. The PSF (a FITS file or CASA image) must
-    have the image's pixels: the same shape and pixel size."""
+    have the image's pixels: the same shape and pixel size, and, where both headers say it
+    (WSClean's WSCWEIGH), the same weighting."""
     from radiofind.noise import whitened
 
     psf = open_image(psf_path, require_beam=False, chunk=None)
@@ -462,6 +463,10 @@ def whitened_image(img: Image, psf_path: str | os.PathLike) -> Image:
             f"{psf.pixel_scale_deg * 3600:.4g}\" and the image {img.data.shape[1]} x "
             f"{img.data.shape[0]} of {img.pixel_scale_deg * 3600:.4g}\": whitening needs the PSF "
             "made with the image (WSClean's <name>-psf.fits)")
+    weights = [str(h.get("WSCWEIGH", "")).strip() for h in (img.header, psf.header)]
+    if all(weights) and weights[0] != weights[1]:
+        raise RadiofindError(f"{psf_path}: the PSF was made with {weights[1]} weighting and the "
+                             f"image with {weights[0]}: whitening needs the image's own PSF")
     data = whitened(np.asarray(img.data[:, :]), np.asarray(psf.data[:, :]))
     header = img.header.copy()
     header["RFWHITE"] = (Path(psf_path).name, "radiofind: whitened with this PSF")
