@@ -130,9 +130,10 @@ def model_whitens(folder: Path, weighting: str) -> bool:
     """Whether detect's model for a field's image whitens it (its card has tbd_whitened) and
     WSClean's PSF is beside it."""
     from radiofind.detect.models import resolve_model
+    from radiofind.io.images import psf_beside
 
     image = folder / f"{weighting}-image.fits"
-    return (folder / f"{weighting}-psf.fits").is_file() and \
+    return psf_beside(image) is not None and \
         resolve_model(model_for(image)[0]).tbd_whitened is not None
 
 

@@ -109,13 +109,14 @@ def confirmed_tbd(best: dict, centres, confirm_with: str, fields=None) -> dict:
                 {"confirm_snr": list(WHITEN_SNR_GRID)} if confirm_with == WHITENED else {})}
 
 
-def confirmed_key(confirm_with: str) -> str:
-    """The card key of the TBD settings searched with ``confirm_with`` confirming:
-    ``tbd_whitened`` for the searched image whitened by its own noise (detect --psf), else
-    ``tbd_confirmed`` (detect --confirm-image)."""
+def confirmed_keys(confirm_with: str) -> tuple[str, str]:
+    """The card's and the history's keys of the TBD search with ``confirm_with`` confirming:
+    ``tbd_whitened``/``tbd_search_whitened`` for the searched image whitened by its own noise
+    (detect --psf), else ``tbd_confirmed``/``tbd_search_confirmed`` (detect --confirm-image)."""
     from radiofind.detect.run import WHITENED
 
-    return "tbd_whitened" if confirm_with == WHITENED else "tbd_confirmed"
+    kind = "whitened" if confirm_with == WHITENED else "confirmed"
+    return f"tbd_{kind}", f"tbd_search_{kind}"
 
 
 def confirming_file(folder, confirm_with: str, weighting: str):
@@ -157,8 +158,6 @@ def search_confirmed(fields, tmaps, folders, *, confirm_with: str, n_steps: int,
     validation PC3 rose from 0.09 (its plain settings, confirmed) to 0.35 (README, "radiofind
     detect", "TBD settings for confirmation").
     """
-    from pathlib import Path
-
     from radiofind.detect.run import CONFIRM_SNR, WHITENED
     from radiofind.io.images import read_image, whitened_image
     from radiofind.noise import WHITEN_CAP, robust_rms
@@ -166,8 +165,8 @@ def search_confirmed(fields, tmaps, folders, *, confirm_with: str, n_steps: int,
     images = {}
     for field, folder in zip(fields, folders, strict=True):
         path = confirming_file(folder, confirm_with, weighting)
-        other = (whitened_image(read_image(Path(folder) / f"{weighting}-image.fits"), path)
-                 if confirm_with == WHITENED else read_image(path))
+        other = (whitened_image(field.image, path) if confirm_with == WHITENED
+                 else read_image(path))
         images[field.name] = (other, robust_rms(other.data))
     snr = list(WHITEN_SNR_GRID) if confirm_with == WHITENED else CONFIRM_SNR
     log.info("TBD search with each field's %s image confirming (SNR >= %s)", confirm_with,
@@ -276,9 +275,9 @@ def retune(*, model: str, data: str, centres=SEARCH_CENTRES, response_check: boo
                                             n_steps=n_steps, centres=centres,
                                             demand=card["demand"], symmetries=n_sym,
                                             weighting=card["weighting"])
-        key = confirmed_key(confirm_with)
-        card[key] = confirmed_tbd(best_c, centres, confirm_with, names)
-        history[key.replace("tbd_", "tbd_search_")] = json_safe(trials_c)
+        card_key, history_key = confirmed_keys(confirm_with)
+        card[card_key] = confirmed_tbd(best_c, centres, confirm_with, names)
+        history[history_key] = json_safe(trials_c)
     card = json_safe(card)
     (Path(model) / "card.json").write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
     history_path.write_text(history_text(history))
@@ -835,7 +834,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
             "tbd": {**tbd_settings(best, centres, response_check, taper_check, shape_check),
                     "n_steps": n_steps,
                     "deblend_beams": round(DEBLEND_BEAMS, 4)},
-            **({confirmed_key(confirm_with): confirmed_tbd(
+            **({confirmed_keys(confirm_with)[0]: confirmed_tbd(
                 confirmed[0], centres, confirm_with, [f.name for f in val_fields])}
                if confirmed else {}),
             **({"shape_classifier": shape_card} if shape_check else {}),
@@ -859,7 +858,7 @@ def train(*, data: str, outdir: str, weighting: str = "natural", name: str | Non
         stage.path("card.json").write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
         history = {"loss": losses, "tbd_search": kept["trials"]}
         if confirmed:
-            history[confirmed_key(confirm_with).replace("tbd_", "tbd_search_")] = confirmed[1]
+            history[confirmed_keys(confirm_with)[1]] = confirmed[1]
         stage.path("history.json").write_text(history_text(json_safe(history)))
     print(f"radiofind train: model {name} -> {outdir} (validation PC3 {best['pc3']:.3f}, "
           f"PC5 {best['pc5']:.3f}, S90 {best['s90']:.2f}; {t_train:.0f} s training"
