@@ -205,6 +205,9 @@ def tune_bdsf(val: list[Path], weighting: str, islands: str | None = None
     return tuple(float(v) for v in best.split("/")), tuning
 
 
+NEAR_S90 = (3.75, 6.25)  # lower edges of the bins reported beside S90 (centres 4 to 6.5)
+
+
 def summary(res: dict) -> dict:
     """The headline scores of a :func:`radiofind.evaluate.metrics.score` result, with the true
     sources and detections in the SNR 3, 4 and 5 bins: how many counts each PC rests on."""
@@ -216,6 +219,12 @@ def summary(res: dict) -> dict:
     k = {s: int(round(s / res["bins"]["width"])) for s in (3, 4, 5)}
     out["n_true_bin"] = {str(s): res["tp_true"][i] + res["fn"][i] for s, i in k.items()}
     out["n_det_bin"] = {str(s): res["tp_det"][i] + res["fp"][i] for s, i in k.items()}
+    # The bins S90 is decided in: purity and completeness with their counts.
+    near = [i for i, lo in enumerate(res["bins"]["lower"]) if NEAR_S90[0] <= lo <= NEAR_S90[1]]
+    out["bins_near_s90"] = {"lower": [res["bins"]["lower"][i] for i in near],
+                            **{key: [res[key][i] for i in near]
+                               for key in ("purity", "tp_det", "fp", "completeness", "tp_true",
+                                           "fn")}}
     return out
 
 
@@ -276,8 +285,36 @@ def resampled(ours: list, theirs: list, targets: dict, *, n: int = N_RESAMPLES,
     return out
 
 
-def fmt(v) -> str:
-    return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.2f}"
+def near_s90_table(results: dict) -> list[str]:
+    """Markdown lines: radiofind's and tuned PyBDSF's purity and completeness, with their
+    counts, in the bins S90 is decided in (S90 is the lower edge of the lowest bin from which
+    both stay >= 0.9 in every bin)."""
+    lines = []
+    for w, wres in results["weightings"].items():
+        finders = wres["finders"]
+        names = ["radiofind", wres["pybdsf_tuned"]]
+        lower = finders["radiofind"]["bins_near_s90"]["lower"]
+        if not lines:
+            lines = ["", "In the SNR bins around S90 (0.5 wide, by centre): purity (true / false "
+                     "detections) and completeness (found / missed true sources), to 3 places: "
+                     "S90 is the lower edge of the lowest bin from which both stay >= 0.9 in "
+                     "every bin.", "",
+                     "| weighting | finder | S90 | " + " | ".join(
+                         f"{lo + 0.25:g}" for lo in lower) + " |",
+                     "|---|---|---|" + "---|" * len(lower)]
+        for name in names:
+            b = finders[name]["bins_near_s90"]
+            cells = [f"P {fmt(b['purity'][i], 3)} ({b['tp_det'][i]}/{b['fp'][i]}), "
+                     f"C {fmt(b['completeness'][i], 3)} ({b['tp_true'][i]}/{b['fn'][i]})"
+                     for i in range(len(b["lower"]))]
+            lines.append(f"| {w} | {name} | {fmt(finders[name]['s90'])} | " + " | ".join(cells)
+                         + " |")
+    return lines
+
+
+def fmt(v, digits: int = 2) -> str:
+    return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else \
+        f"{v:.{digits}f}"
 
 
 def main() -> None:
@@ -445,6 +482,7 @@ def main() -> None:
                   f"(tbd_confirmed). {BDSF_ISLANDS}: PyBDSF on the uniform image with its islands "
                   "found in the natural image (pybdsf --detection-image), its thresholds tuned "
                   "again on the validation fields that way."]
+    lines += near_s90_table(results)
     table = "\n".join(lines) + "\n"
     (out / f"detection-{args.telescope}.md").write_text(table)
     sys.stdout.write(table)
