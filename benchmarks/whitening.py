@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import fft, ndimage
+from scipy import fft
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -54,7 +54,10 @@ from radiofind.noise import (  # noqa: E402
     WHITEN_OCCUPANCY,
     WHITEN_SMOOTH,
     pixel_values,
+    quiet_power,
     robust_rms,
+    transfer_function,
+    uv_mean,
     whitened,
 )
 from radiofind.training.dataset import local_maxima  # noqa: E402
@@ -64,57 +67,51 @@ SCORES = ("uniform", "whitened", "transfer-weighted", "noise from residual",
           "exact transfer ratio", "natural")
 
 
-def transfer(psf: np.ndarray) -> np.ndarray:
-    """The PSF's transfer function (|FFT| of the centred PSF), peak 1."""
-    t = np.abs(fft.fft2(fft.ifftshift(psf), workers=-1))
-    return t / t.max()
-
-
-def capped(data: np.ndarray) -> np.ndarray:
-    """The image with blanks as 0, capped at WHITEN_CAP sigma (as whitened caps it)."""
+def capped(data: np.ndarray) -> tuple[np.ndarray, float]:
+    """The image with blanks as 0, capped at WHITEN_CAP sigma (as whitened caps it), and that
+    sigma."""
     image = np.nan_to_num(np.asarray(data, dtype=np.float64))
     sigma = robust_rms(image)
-    return np.clip(image, -WHITEN_CAP * sigma, WHITEN_CAP * sigma)
+    return np.clip(image, -WHITEN_CAP * sigma, WHITEN_CAP * sigma), sigma
+
+
+def filtered(image: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The image with its Fourier transform multiplied by ``weights``."""
+    return fft.ifft2(fft.fft2(image) * weights).real
+
+
+def inverse(power: np.ndarray, sampled: np.ndarray) -> np.ndarray:
+    """1 / ``power`` on the sampled cells, 0 elsewhere."""
+    return np.where(sampled, 1.0 / np.maximum(power, np.finfo(float).tiny), 0.0)
 
 
 def transfer_weighted(data: np.ndarray, psf: np.ndarray, smooth: float = WHITEN_SMOOTH
                       ) -> np.ndarray:
     """The matched filter T / P over the cells whitened uses, P = T times the smoothed P / T
     (``smooth``: as whitened's)."""
-    image = capped(data)
-    t = transfer(psf)
+    image, sigma = capped(data)
+    t = transfer_function(psf)
     sampled = t > WHITEN_OCCUPANCY
-    sigma = robust_rms(image)
-    power = np.abs(fft.fft2(np.where(np.abs(image) > WHITEN_CLIP * sigma, 0.0, image))) ** 2
-    cells = [smooth * n for n in image.shape]
     ts = np.where(sampled, t, 1.0)
-    mean = (ndimage.gaussian_filter(np.where(sampled, power / ts, 0.0), cells, mode="wrap")
-            / np.maximum(ndimage.gaussian_filter(sampled * 1.0, cells, mode="wrap"), 1e-12))
-    weights = np.where(sampled, 1.0 / np.maximum(mean, np.finfo(float).tiny), 0.0)
-    return fft.ifft2(fft.fft2(image) * weights).real
+    return filtered(image, inverse(uv_mean(quiet_power(image, WHITEN_CLIP * sigma) / ts,
+                                           sampled * 1.0, smooth), sampled))
 
 
 def residual_noise(data: np.ndarray, residual: np.ndarray, psf: np.ndarray,
                    smooth: float = WHITEN_SMOOTH) -> np.ndarray:
     """whitened's filter with the noise power estimated from the residual image."""
-    image = capped(data)
-    res = capped(residual)
-    sigma = robust_rms(res)
-    power = np.abs(fft.fft2(np.where(np.abs(res) > WHITEN_CLIP * sigma, 0.0, res))) ** 2
-    sampled = transfer(psf) > WHITEN_OCCUPANCY
-    cells = [smooth * n for n in image.shape]
-    mean = (ndimage.gaussian_filter(np.where(sampled, power, 0.0), cells, mode="wrap")
-            / np.maximum(ndimage.gaussian_filter(sampled * 1.0, cells, mode="wrap"), 1e-12))
-    weights = np.where(sampled, 1.0 / np.maximum(mean, np.finfo(float).tiny), 0.0)
-    return fft.ifft2(fft.fft2(image) * weights).real
+    image, _ = capped(data)
+    res, sigma = capped(residual)
+    sampled = transfer_function(psf) > WHITEN_OCCUPANCY
+    return filtered(image, inverse(uv_mean(quiet_power(res, WHITEN_CLIP * sigma),
+                                           sampled * 1.0, smooth), sampled))
 
 
 def transfer_ratio(data: np.ndarray, psf: np.ndarray, natural_psf: np.ndarray) -> np.ndarray:
     """The uniform image's transform times T_natural / T_uniform where T_uniform > 1 %."""
-    image = capped(data)
-    t, tn = transfer(psf), transfer(natural_psf)
-    weights = np.where(t > 0.01, tn / np.maximum(t, 1e-12), 0.0)
-    return fft.ifft2(fft.fft2(image) * weights).real
+    image, _ = capped(data)
+    t, tn = transfer_function(psf), transfer_function(natural_psf)
+    return filtered(image, np.where(t > 0.01, tn / np.maximum(t, 1e-12), 0.0))
 
 
 def field_scores(folder: Path) -> dict:
@@ -185,8 +182,8 @@ def main() -> None:
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(stem.with_suffix(".json"))
 
-    def f2(v):
-        return "-" if v is None else f"{v:.3f}"
+    def f(v, digits=3):
+        return "-" if v is None else f"{v:.{digits}f}"
 
     lines = [f"{args.telescope} uniform, {len(folders)} held-out fields: ROC area between the "
              "peaks of true sources and noise peaks of the same uniform SNR, by each score "
@@ -195,7 +192,7 @@ def main() -> None:
              "|---" * (len(SCORES) + 2) + "|"]
     for r in rows:
         lines.append(f"| {r['snr']:g} | {r['sources']} / {r['noise_peaks']} | " + " | ".join(
-            f"{f2(r['auc'][k])} ({f2(r['median_source'][k])[:-1]})" for k in SCORES) + " |")
+            f"{f(r['auc'][k])} ({f(r['median_source'][k], 2)})" for k in SCORES) + " |")
     tmp = stem.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(stem.with_suffix(".md"))

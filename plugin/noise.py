@@ -262,7 +262,7 @@ def whitened(data, psf, *, occupancy: float = WHITEN_OCCUPANCY, smooth: float = 
     ``psf`` are 2-D arrays of one shape (WSClean's -psf.fits is the image's size), held in
     memory: about 40 bytes a pixel while it runs.
     """
-    from scipy import fft, ndimage
+    from scipy import fft
 
     image = np.asarray(data, dtype=np.float64)
     psf = np.asarray(psf, dtype=np.float64)
@@ -280,17 +280,39 @@ def whitened(data, psf, *, occupancy: float = WHITEN_OCCUPANCY, smooth: float = 
     image = np.where(blank, 0.0, image)
     sigma = robust_rms(image[~blank])
     image = np.clip(image, -cap * sigma, cap * sigma)
-    transfer = np.abs(fft.fft2(fft.ifftshift(psf), workers=-1))
-    sampled = (transfer > occupancy * transfer.max()).astype(np.float64)
+    transfer = transfer_function(psf)
+    sampled = (transfer > occupancy).astype(np.float64)
     del transfer
-    quiet = np.where(np.abs(image) > clip * sigma, 0.0, image)
-    power = np.abs(fft.fft2(quiet, workers=-1)) ** 2
-    del quiet
-    cells = [smooth * n for n in image.shape]  # the same uv distance whatever the image size
-    power = (ndimage.gaussian_filter(power * sampled, cells, mode="wrap")
-             / np.maximum(ndimage.gaussian_filter(sampled, cells, mode="wrap"), 1e-12))
+    power = uv_mean(quiet_power(image, clip * sigma), sampled, smooth)
     weights = np.where(sampled > 0, 1.0 / np.maximum(power, np.finfo(float).tiny), 0.0)
     del power, sampled
     out = fft.ifft2(fft.fft2(image, workers=-1) * weights, workers=-1).real
     out[blank] = np.nan
     return out
+
+
+def transfer_function(psf: np.ndarray) -> np.ndarray:
+    """The transfer function of a PSF image (peak at its centre, as WSClean writes it): the
+    modulus of its Fourier transform, over its peak."""
+    from scipy import fft
+
+    transfer = np.abs(fft.fft2(fft.ifftshift(np.asarray(psf, dtype=np.float64)), workers=-1))
+    return transfer / transfer.max()
+
+
+def quiet_power(image: np.ndarray, limit: float) -> np.ndarray:
+    """The power spectrum of ``image`` with its pixels beyond +-``limit`` (sources) set to 0."""
+    from scipy import fft
+
+    return np.abs(fft.fft2(np.where(np.abs(image) > limit, 0.0, image), workers=-1)) ** 2
+
+
+def uv_mean(values: np.ndarray, sampled: np.ndarray, smooth: float) -> np.ndarray:
+    """``values`` averaged over the ``sampled`` uv cells (weights 0 or 1) near each cell, in a
+    Gaussian of ``smooth`` times the uv plane's width (the same uv distance whatever the image's
+    size; the plane wraps round, as a Fourier transform's does)."""
+    from scipy import ndimage
+
+    cells = [smooth * n for n in values.shape]
+    return (ndimage.gaussian_filter(values * sampled, cells, mode="wrap")
+            / np.maximum(ndimage.gaussian_filter(sampled, cells, mode="wrap"), 1e-12))

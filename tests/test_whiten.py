@@ -156,3 +156,25 @@ def test_detect_refuses_a_bad_whitening(tmp_path, case):
     with pytest.raises(RadiofindError):
         detect(image=image, outdir=str(tmp_path / "out"), model="meerkat-uniform", **args)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_noise_spectrum_is_averaged_over_the_sampled_cells_alone():
+    # uv_mean leaves the unsampled cells' values out of every average (where no visibility was
+    # gridded the power says nothing of the noise), and keeps a gradient across the sampled ones.
+    from radiofind.noise import quiet_power, transfer_function, uv_mean
+
+    k = np.fft.fftfreq(128) * 128
+    r = np.hypot(k[:, None], k[None, :])
+    sampled = (r < 30).astype(float)
+    values = np.where(sampled > 0, 1.0 + r / 30.0, 1000.0)
+    mean = uv_mean(values, sampled, 2 / 128)
+    inside = r < 28
+    assert np.allclose(mean[inside], 1.0 + r[inside] / 30.0, atol=0.1)
+    # The transfer function of a centred PSF is its uv coverage, peak 1; the quiet power of an
+    # image leaves its bright pixels out.
+    psf = np.fft.fftshift(np.real(np.fft.ifft2(sampled)))
+    assert np.allclose(transfer_function(psf), sampled, atol=1e-9)
+    spike = np.zeros((64, 64))
+    spike[10, 10] = 100.0
+    assert np.allclose(quiet_power(spike, 50.0), 0.0)
+    assert np.allclose(quiet_power(spike, 500.0), 1e4)
