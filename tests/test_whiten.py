@@ -178,3 +178,11 @@ def test_the_noise_spectrum_is_averaged_over_the_sampled_cells_alone():
     spike[10, 10] = 100.0
     assert np.allclose(quiet_power(spike, 50.0), 0.0)
     assert np.allclose(quiet_power(spike, 500.0), 1e4)
+
+
+def test_whitening_is_odd_in_the_image():
+    # detect --negatives takes the positive search's whitened image times -1 instead of
+    # whitening the negated image again: the two must be the same.
+    uniform, _, psf, *_ = weighted_pair(128, seed=7)
+    uniform[5:9, 5:9] = np.nan
+    assert np.array_equal(whitened(-uniform, psf), -whitened(uniform, psf), equal_nan=True)

@@ -29,6 +29,7 @@ from radiofind.io.catalog import (
 from radiofind.io.images import (
     FitsMapWriter,
     FitsPlane,
+    Image,
     binned,
     binned_pixels,
     check_another,
@@ -147,10 +148,13 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
             confirm_snr: float, psf: str | None, whiten_snr: float | None,
             symmetries: int | None, taper: float | None,
             taper_snr: float | None, shape_cut: float | None, shape_snr: float | None,
-            negatives: bool, formats, overwrite: bool, negate: bool = False) -> dict:
+            negatives: bool, formats, overwrite: bool, negate: bool = False,
+            whitened: Image | None = None) -> dict:
     """:func:`detect`; ``negate``: search the image (and the confirming one) times -1, for
-    --negatives (the search, its checks and its threshold as given, nothing printed)."""
-    params = {k: v for k, v in locals().items() if k != "negate"}
+    --negatives (the search, its checks and its threshold as given, nothing printed);
+    ``whitened``: with it, the image already whitened for the whitening check (the positive
+    search's), negated here instead of whitened again."""
+    params = {k: v for k, v in locals().items() if k not in ("negate", "whitened")}
     import dask.array as da
 
     from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs, split_levels, weak_response
@@ -230,7 +234,9 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
                             "on images of the training fields' size; --psf turns it on", mdl.name)
             psf_path = None
         if psf_path is not None:
-            other = whitened_image(img, psf_path)
+            # The negated search takes the whitened image times -1 (whitening is odd in the
+            # image: the cap and the clip are symmetric), rather than whitening again.
+            other = negated(whitened) if whitened is not None else whitened_image(img, psf_path)
             confirm_name = f"{Path(image).name} whitened with {Path(psf_path).name}"
             confirm_snr = float(whiten_snr if whiten_snr is not None else
                                 (mdl.tbd_whitened or {}).get("confirm_snr") or CONFIRM_SNR)
@@ -441,7 +447,8 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
             found = _detect(**{**params, "outdir": str(stage.scratch("negatives")),
                                "model": model or mdl.name, "threshold": blobs.threshold,
                                "delta_max": None, "progress": False, "negatives": False,
-                               "formats": ["fits"], "overwrite": True, "negate": True})
+                               "formats": ["fits"], "overwrite": True, "negate": True,
+                               "whitened": other if whitening else None})
             if other is not None:
                 log.warning("--negatives with a confirming image (--confirm-image, or the "
                             "whitened image): a noise peak that a source in the confirming image "
