@@ -53,6 +53,8 @@ from radiofind.noise import (  # noqa: E402
     WHITEN_CLIP,
     WHITEN_OCCUPANCY,
     WHITEN_SMOOTH,
+    capped,
+    inverse_power,
     pixel_values,
     quiet_power,
     robust_rms,
@@ -67,49 +69,36 @@ SCORES = ("uniform", "whitened", "transfer-weighted", "noise from residual",
           "exact transfer ratio", "natural")
 
 
-def capped(data: np.ndarray) -> tuple[np.ndarray, float]:
-    """The image with blanks as 0, capped at WHITEN_CAP sigma (as whitened caps it), and that
-    sigma."""
-    image = np.nan_to_num(np.asarray(data, dtype=np.float64))
-    sigma = robust_rms(image)
-    return np.clip(image, -WHITEN_CAP * sigma, WHITEN_CAP * sigma), sigma
-
-
 def filtered(image: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """The image with its Fourier transform multiplied by ``weights``."""
     return fft.ifft2(fft.fft2(image) * weights).real
-
-
-def inverse(power: np.ndarray, sampled: np.ndarray) -> np.ndarray:
-    """1 / ``power`` on the sampled cells, 0 elsewhere."""
-    return np.where(sampled, 1.0 / np.maximum(power, np.finfo(float).tiny), 0.0)
 
 
 def transfer_weighted(data: np.ndarray, psf: np.ndarray, smooth: float = WHITEN_SMOOTH
                       ) -> np.ndarray:
     """The matched filter T / P over the cells whitened uses, P = T times the smoothed P / T
     (``smooth``: as whitened's)."""
-    image, sigma = capped(data)
+    image, sigma = capped(data, WHITEN_CAP)
     t = transfer_function(psf)
     sampled = t > WHITEN_OCCUPANCY
     ts = np.where(sampled, t, 1.0)
-    return filtered(image, inverse(uv_mean(quiet_power(image, WHITEN_CLIP * sigma) / ts,
-                                           sampled * 1.0, smooth), sampled))
+    power = uv_mean(quiet_power(image, WHITEN_CLIP * sigma) / ts, sampled * 1.0, smooth)
+    return filtered(image, inverse_power(power, sampled))
 
 
 def residual_noise(data: np.ndarray, residual: np.ndarray, psf: np.ndarray,
                    smooth: float = WHITEN_SMOOTH) -> np.ndarray:
     """whitened's filter with the noise power estimated from the residual image."""
-    image, _ = capped(data)
-    res, sigma = capped(residual)
+    image, _ = capped(data, WHITEN_CAP)
+    res, sigma = capped(residual, WHITEN_CAP)
     sampled = transfer_function(psf) > WHITEN_OCCUPANCY
-    return filtered(image, inverse(uv_mean(quiet_power(res, WHITEN_CLIP * sigma),
-                                           sampled * 1.0, smooth), sampled))
+    power = uv_mean(quiet_power(res, WHITEN_CLIP * sigma), sampled * 1.0, smooth)
+    return filtered(image, inverse_power(power, sampled))
 
 
 def transfer_ratio(data: np.ndarray, psf: np.ndarray, natural_psf: np.ndarray) -> np.ndarray:
     """The uniform image's transform times T_natural / T_uniform where T_uniform > 1 %."""
-    image, _ = capped(data)
+    image, _ = capped(data, WHITEN_CAP)
     t, tn = transfer_function(psf), transfer_function(natural_psf)
     return filtered(image, np.where(t > 0.01, tn / np.maximum(t, 1e-12), 0.0))
 

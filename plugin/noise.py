@@ -277,18 +277,29 @@ def whitened(data, psf, *, occupancy: float = WHITEN_OCCUPANCY, smooth: float = 
     if not np.isfinite(psf).all() or not np.nanmax(psf) > 0:
         raise RadiofindError("the PSF has blank pixels or no positive peak")
     blank = ~np.isfinite(image)
-    image = np.where(blank, 0.0, image)
-    sigma = robust_rms(image[~blank])
-    image = np.clip(image, -cap * sigma, cap * sigma)
+    image, sigma = capped(image, cap)
     transfer = transfer_function(psf)
     sampled = (transfer > occupancy).astype(np.float64)
     del transfer
-    power = uv_mean(quiet_power(image, clip * sigma), sampled, smooth)
-    weights = np.where(sampled > 0, 1.0 / np.maximum(power, np.finfo(float).tiny), 0.0)
-    del power, sampled
+    weights = inverse_power(uv_mean(quiet_power(image, clip * sigma), sampled, smooth), sampled)
+    del sampled
     out = fft.ifft2(fft.fft2(image, workers=-1) * weights, workers=-1).real
     out[blank] = np.nan
     return out
+
+
+def capped(data: np.ndarray, cap: float) -> tuple[np.ndarray, float]:
+    """``data`` with its blanks as 0 and capped at +-``cap`` times its robust noise (measured on
+    the pixels that are not blank), and that noise."""
+    image = np.asarray(data, dtype=np.float64)
+    finite = np.isfinite(image)
+    sigma = robust_rms(image[finite])
+    return np.clip(np.where(finite, image, 0.0), -cap * sigma, cap * sigma), sigma
+
+
+def inverse_power(power: np.ndarray, sampled: np.ndarray) -> np.ndarray:
+    """The whitening weights: 1 / ``power`` on the ``sampled`` uv cells, 0 on the others."""
+    return np.where(sampled > 0, 1.0 / np.maximum(power, np.finfo(float).tiny), 0.0)
 
 
 def transfer_function(psf: np.ndarray) -> np.ndarray:
