@@ -289,26 +289,21 @@ def near_s90_table(results: dict) -> list[str]:
     """Markdown lines: radiofind's and tuned PyBDSF's purity and completeness, with their
     counts, in the bins S90 is decided in (S90 is the lower edge of the lowest bin from which
     both stay >= 0.9 in every bin)."""
-    lines = []
-    for w, wres in results["weightings"].items():
-        finders = wres["finders"]
-        names = ["radiofind", wres["pybdsf_tuned"]]
-        lower = finders["radiofind"]["bins_near_s90"]["lower"]
-        if not lines:
-            lines = ["", "In the SNR bins around S90 (0.5 wide, by centre): purity (true / false "
-                     "detections) and completeness (found / missed true sources), to 3 places: "
-                     "S90 is the lower edge of the lowest bin from which both stay >= 0.9 in "
-                     "every bin.", "",
-                     "| weighting | finder | S90 | " + " | ".join(
-                         f"{lo + 0.25:g}" for lo in lower) + " |",
-                     "|---|---|---|" + "---|" * len(lower)]
-        for name in names:
-            b = finders[name]["bins_near_s90"]
+    weightings = results["weightings"]
+    lower = next(iter(weightings.values()))["finders"]["radiofind"]["bins_near_s90"]["lower"]
+    lines = ["", "In the SNR bins around S90 (0.5 wide, by centre): purity (true / false "
+             "detections) and completeness (found / missed true sources), to 3 places: S90 is "
+             "the lower edge of the lowest bin from which both stay >= 0.9 in every bin.", "",
+             "| weighting | finder | S90 | " + " | ".join(f"{lo + 0.25:g}" for lo in lower) + " |",
+             "|---|---|---|" + "---|" * len(lower)]
+    for w, wres in weightings.items():
+        for name in ("radiofind", wres["pybdsf_tuned"]):
+            r = wres["finders"][name]
+            b = r["bins_near_s90"]
             cells = [f"P {fmt(b['purity'][i], 3)} ({b['tp_det'][i]}/{b['fp'][i]}), "
                      f"C {fmt(b['completeness'][i], 3)} ({b['tp_true'][i]}/{b['fn'][i]})"
                      for i in range(len(b["lower"]))]
-            lines.append(f"| {w} | {name} | {fmt(finders[name]['s90'])} | " + " | ".join(cells)
-                         + " |")
+            lines.append(f"| {w} | {name} | {fmt(r['s90'])} | " + " | ".join(cells) + " |")
     return lines
 
 
