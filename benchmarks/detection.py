@@ -53,7 +53,9 @@ def pointing(seed: int) -> tuple[float, float]:
 
 
 def simulate_fields(work: Path, telescope: str, seeds: list[int], size: int, n_sources: int,
-                    snr_scale: float) -> list[Path]:
+                    snr_scale: float, niter: int = 10000) -> list[Path]:
+    """Each seed's field in ``work``, simulated unless it is there already (``niter``:
+    WSClean's, as simulate's default; 0 images without cleaning)."""
     from radiofind.simulation.run import simulate
 
     folders = []
@@ -63,7 +65,7 @@ def simulate_fields(work: Path, telescope: str, seeds: list[int], size: int, n_s
             ra, dec = pointing(seed)
             simulate(telescope=telescope, ra=f"{ra:.4f}", dec=f"{dec:.4f}", size=size,
                      n_sources=n_sources, snr_scale=snr_scale, seed=seed, drop_ms=True,
-                     outdir=str(folder), overwrite=True)
+                     niter=niter, outdir=str(folder), overwrite=True)
         folders.append(folder)
     return folders
 

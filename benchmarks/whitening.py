@@ -27,8 +27,13 @@ the peak's position, each image over its robust noise:
 - ``natural``: the field's natural image at the peak's sky position.
 
     python benchmarks/whitening.py --telescope meerkat --fields 12
+    python benchmarks/whitening.py --telescope meerkat --fields 12 --uncleaned
 
-Writes benchmarks/results/whitening-TELESCOPE.json and .md.
+Writes benchmarks/results/whitening-TELESCOPE.json and .md. ``--uncleaned`` scores the same
+skies imaged without cleaning (WSClean niter 0, simulated on first use into
+WORK/TELESCOPE-uncleaned, a few seconds a field), to tell whether CLEAN's Gaussian restoring beam
+is what keeps the reweighed uniform image from the natural one; it writes
+whitening-TELESCOPE-uncleaned.json and .md.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from scipy import fft
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from detection import FIRST_TEST_SEED, field_truth  # noqa: E402
+from detection import FIRST_TEST_SEED, field_truth, simulate_fields  # noqa: E402
 from noise_peaks import auc, far_from_truth, snr_map  # noqa: E402
 
 from radiofind.detect.shape import FROM_SNR, peak_labels  # noqa: E402
@@ -143,11 +148,18 @@ def main() -> None:
     ap.add_argument("--fields", type=int, default=12, help="held-out test fields")
     ap.add_argument("--work", default=str(HERE / "work"))
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--uncleaned", action="store_true",
+                    help="the same skies imaged without cleaning (simulated on first use)")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
-    folders = [Path(args.work) / args.telescope / f"{args.telescope}-{s}"
-               for s in range(FIRST_TEST_SEED, FIRST_TEST_SEED + args.fields)]
+    seeds = list(range(FIRST_TEST_SEED, FIRST_TEST_SEED + args.fields))
+    if args.uncleaned:
+        # The detection benchmark's held-out skies (its default size, sources and SNR scale).
+        folders = simulate_fields(Path(args.work) / f"{args.telescope}-uncleaned",
+                                  args.telescope, seeds, 1024, 150, 2.5, niter=0)
+    else:
+        folders = [Path(args.work) / args.telescope / f"{args.telescope}-{s}" for s in seeds]
     missing = [f.name for f in folders if not (f / "uniform-psf.fits").exists()]
     if missing:
         sys.exit(f"no simulated fields {', '.join(missing)}: run benchmarks/detection.py "
@@ -162,11 +174,12 @@ def main() -> None:
                      "auc": {k: auc(cat[k][src], cat[k][noi]) for k in SCORES},
                      "median_source": {k: float(np.median(cat[k][src])) if src.any() else None
                                        for k in SCORES}})
-    result = {"telescope": args.telescope, "fields": [f.name for f in folders], "bins": rows,
+    result = {"telescope": args.telescope, "cleaned": not args.uncleaned,
+              "fields": [f.name for f in folders], "bins": rows,
               "seconds": time.perf_counter() - t0}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"whitening-{args.telescope}"
+    stem = out / f"whitening-{args.telescope}{'-uncleaned' if args.uncleaned else ''}"
     tmp = stem.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(stem.with_suffix(".json"))
@@ -174,7 +187,8 @@ def main() -> None:
     def f(v, digits=3):
         return "-" if v is None else f"{v:.{digits}f}"
 
-    lines = [f"{args.telescope} uniform, {len(folders)} held-out fields: ROC area between the "
+    lines = [f"{args.telescope} uniform, {len(folders)} held-out fields"
+             f"{' imaged without cleaning' if args.uncleaned else ''}: ROC area between the "
              "peaks of true sources and noise peaks of the same uniform SNR, by each score "
              "(median score of the sources in brackets).", "",
              "| SNR bin | sources / noise peaks | " + " | ".join(SCORES) + " |",
