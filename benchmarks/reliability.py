@@ -96,7 +96,7 @@ def fmt(v, digits=2) -> str:
 
 
 def markdown(results: dict) -> str:
-    """A summary table (the README's), then the counts behind it."""
+    """A summary table (docs/benchmarks.md's), then the counts behind it."""
     def pe(row):
         return f"{fmt(row['purity'])} ({fmt(row['purity_estimated'])})"
 

@@ -26,11 +26,11 @@ declare -A version=([meerkat-natural]=3 [askap-natural]=4.1 [meerkat-uniform]=1.
 # The demand image's alpha and b_n (DeepSource eq. 3): askap-natural v3 searched alpha 0.5, 0.75
 # and 1 (one network each, same seed and crops; validation PC3 0.189 / 0.184 / 0.178) and kept 0.5;
 # v4 searches b_n 0.05, 0.2 and 0.5 at alpha 0.5 and keeps 0.5 (0.01, 1 and 2, run apart, scored
-# lower; README). The others train DeepSource's 0.75 and 0.05 alone: both uniform models searched
+# lower; docs/models.md). The others train DeepSource's 0.75 and 0.05 alone: both uniform models searched
 # alpha 0.5 and 0.75 and kept 0.75; meerkat-natural searched them and chose 0.5, which missed
 # isolated 5-sigma sources on the generalisation benchmark, so v3 stays; askap-uniform and
 # meerkat-natural searched b_n 0.2 and 0.5, meerkat-uniform 0.2 and (apart) 0.5, and all kept 0.05
-# (README).
+# (docs/models.md).
 declare -A alphas=([meerkat-natural]=0.75 [askap-natural]=0.5 [meerkat-uniform]=0.75 [askap-uniform]=0.75)
 declare -A bns=([meerkat-natural]=0.05 [askap-natural]=0.05,0.2,0.5 [meerkat-uniform]=0.05 [askap-uniform]=0.05)
 # askap-uniform v2 trained 40 epochs: its loss still fell at 20 (v1), and 40 scored validation PC3
@@ -42,7 +42,7 @@ declare -A gauss=([meerkat-natural]=2.5 [askap-natural]=2.5 [meerkat-uniform]=4 
 # Uniform models also get TBD settings for detect --confirm-image (the field's natural image).
 declare -A confirm=([meerkat-natural]="" [askap-natural]="" [meerkat-uniform]="--confirm-with natural" [askap-uniform]="--confirm-with natural")
 # The whitening check's settings (card tbd_whitened): searched for meerkat-uniform only (the
-# ASKAP ones failed the generalisation benchmark; README, "Bundled models").
+# ASKAP ones failed the generalisation benchmark; docs/models.md).
 declare -A whiten=([meerkat-natural]="" [askap-natural]="" [meerkat-uniform]=yes [askap-uniform]="")
 # Blob centres: the centroid or the peak (radiofind train's default). The unweighted mean drifts
 # off the source on large blobs (at natural weighting the tuned thresholds are low and a bright

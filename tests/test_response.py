@@ -56,7 +56,7 @@ def test_detect_applies_the_models_own_response_check(tmp_path):
 
     data, *_ = make_image(256, n_sources=10, snr=(5.0, 40.0), seed=5)
     image = write_image(tmp_path / "f.fits", data, make_header(256))
-    # The bundled cards have no check (not kept: README, "Bundled models").
+    # The bundled cards have no check (not kept: docs/models.md).
     plain = detect(image=image, outdir=str(tmp_path / "plain"), formats=["fits"])
     assert plain["response_check"]["min_response"] == 0 and plain["n_weak_response"] == 0
     assert Table.read(tmp_path / "plain" / "f.radiofind.fits").meta["MINRESP"] == 0

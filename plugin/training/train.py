@@ -51,7 +51,7 @@ SEARCH_CENTRES = ("centroid", "peak")
 # source's. The SNRs are the edges of the 0.5-wide purity bins S90 is decided in on the held-out
 # fields; MIN_RESPONSE 0 is no check. Not searched by default: on the four bundled networks the
 # checks it chose on validation lost more true sources than false ones on the held-out fields
-# (README, "Bundled models").
+# (docs/models.md).
 RESPONSE_SNR_GRID = (3.75, 4.25, 4.75)
 MIN_RESPONSE_GRID = (0.0, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 PC3_TOLERANCE = 0.0005  # validation PC3 a response or taper check may cost
@@ -397,7 +397,7 @@ def search_tbd(fields, tmaps, *, n_steps: int, centres=SEARCH_CENTRES, demand: d
     Each trial also records completeness and purity above SNR 5 (``c_ge5``, ``p_ge5``), which do
     not rank the rules: ranking by them first was tried and, with 32 validation fields, decided
     on one or two detections (held-out purity above SNR 5 fell for MeerKAT uniform and rose for
-    ASKAP uniform; README, "Bundled models").
+    ASKAP uniform; docs/models.md).
 
     The threshold rule is DeepSource's dynamic one with each ``delta_max`` of
     ``DELTA_MAX_GRID``, or one fixed map threshold of ``FIXED_THRESHOLD_GRID`` for every image.
