@@ -16,7 +16,7 @@ from astropy.wcs import WCS
 
 from radiofind.errors import RadiofindError
 from radiofind.evaluate.crossmatch import crossmatch
-from radiofind.evaluate.metrics import SnrBins, s90, score
+from radiofind.evaluate.metrics import SnrBins, s90, s90_interpolated, score
 from radiofind.evaluate.run import evaluate, format_table, parse_catalogs
 
 ARCSEC = 1.0 / 3600.0
@@ -162,6 +162,41 @@ def test_s90_skips_empty_bins_and_stops_at_a_dip():
     assert math.isnan(s90([nan] * 3, [nan] * 3, [-np.inf, 0.5, 1.5]))
 
 
+def test_s90_interpolated_between_bin_centres():
+    centre = SnrBins.make(1.0, snr_max=7.0).centre  # 0, 1, ..., 8
+    p = [nan, 0.2, 0.5, 0.95, 0.85, 1.0, nan, 1.0, nan]
+    c = [nan, 0.1, 0.6, 0.92, 1.0, 0.9, nan, nan, nan]
+    # The run is bins 5-7 as for s90 (4.5); purity fails in bin 4 (0.85) and reaches 1.0 at 5:
+    # 0.9 is crossed a third of the way, at 4 + 0.05 / 0.15.
+    assert s90(p, c, SnrBins.make(1.0, snr_max=7.0).lower) == 4.5
+    assert s90_interpolated(p, c, centre) == pytest.approx(4 + 1 / 3)
+    # Both fail below the run: the later crossing (purity 0.6 -> 1.0 at 2.75, completeness
+    # 0.8 -> 0.95 at 2 + 2/3).
+    assert s90_interpolated([nan, nan, 0.6, 1.0], [nan, nan, 0.8, 0.95], centre[:4]) == \
+        pytest.approx(2.75)
+    # An empty bin between the failing bin and the run: the line spans both.
+    assert s90_interpolated([nan, 0.5, nan, 1.0], [nan, 0.5, nan, 1.0], centre[:4]) == \
+        pytest.approx(2.6)
+    # Purity undefined in the run's first bin: the line goes to the next bin where it is defined.
+    assert s90_interpolated([nan, 0.7, nan, 0.9], [nan, 0.95, 1.0, 1.0], centre[:4]) == \
+        pytest.approx(3.0)
+    # Nothing fails below the run: s90's edge.
+    assert s90_interpolated([nan, 0.95, 1.0], [nan, 0.9, 1.0], centre[:3]) == 0.5
+    # No run: NaN, as s90.
+    assert math.isnan(s90_interpolated([nan, 1.0, 0.5], [nan, 1.0, 1.0], centre[:3]))
+    assert math.isnan(s90_interpolated([nan] * 3, [nan] * 3, centre[:3]))
+
+
+def test_score_reports_the_interpolated_s90():
+    # Bin 4 (width 0.5: [3.75, 4.25)): 1 of 2 detections true; bin 4.5 and 5: all true.
+    det = [4.0, 4.0, 4.5, 4.5, 5.0]
+    res = score([4.0, 4.5, 4.5, 5.0], det, [True] * 4, [True, False, True, True, True])
+    assert res["s90"] == 4.25
+    assert res["s90_interp"] == pytest.approx(4.0 + 0.5 * (0.9 - 0.5) / (1.0 - 0.5))
+    assert res["s90_interp"] == s90_interpolated(res["purity"], res["completeness"],
+                                                 res["bins"]["centre"])
+
+
 def test_score_empty_catalogue():
     res = score([3.0, 3.1, 4.0], [], [False] * 3, [], snr_bin=0.5)
     assert all(math.isnan(p) for p in res["purity"])
@@ -181,7 +216,9 @@ def test_format_table_side_by_side():
     row3 = next(line for line in text.splitlines() if line.startswith("3 "))
     assert row3.split() == ["3", "|", "0.50", "1.00", "|", "0.50", "1.00", "|", "0.25", "1.00"]
     assert text.splitlines()[0] == "natural" and "cnn" in text and "pybdsf" in text
-    assert "S90" in text
+    rows = {line.split("|")[0].strip(): line.split("|")[1].split() for line in text.splitlines()
+            if "|" in line}
+    assert rows["S90"] == ["-", "2.75"] and rows["S90 lin"] == ["-", "2.75"]
 
 
 # --------------------------------------------------------------------------- the evaluate step

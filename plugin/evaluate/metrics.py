@@ -17,7 +17,8 @@ Purity ``P = TP / (TP + FP)`` is counted in bins of *detection* SNR, completenes
 ``C = TP / (TP + FN)`` in bins of *true* SNR; a bin with nothing to count gives NaN. ``PC = P * C``
 bin by bin; where one factor is NaN and the other is 0 the product is 0 (it is 0 for any value of
 the undefined factor in [0, 1]), otherwise NaN propagates. ``PC_s`` (s = 3, 4, 5) is read from the
-bins that contain ``s``. S90: see :func:`s90`.
+bins that contain ``s``. S90: see :func:`s90`, and :func:`s90_interpolated` for the same S90
+read between bin centres.
 """
 
 from __future__ import annotations
@@ -152,6 +153,56 @@ def s90_bin(purity, completeness, *, level: float = 0.9) -> int | None:
     return lowest
 
 
+def s90_interpolated(purity, completeness, centre, *, level: float = 0.9) -> float:
+    """S90 read off the purity and completeness curves drawn straight between bin centres.
+
+    :func:`s90` is a bin edge, so it moves in steps of a bin width (0.5 by default). Here the
+    same passing run is found (:func:`s90_bin`); for each of purity and completeness that fails
+    in the non-empty bin below the run, the point where the straight line from that bin's centre
+    to the centre of the next bin above where the same curve is defined reaches ``level`` is
+    taken, and S90 is the higher of the two such points: the lowest SNR above which both lines
+    stay at or above ``level``. When the run reaches the lowest non-empty bin nothing fails below
+    it, and the value is :func:`s90`'s. It lies within one bin width below the run's first bin
+    centre; a value exactly at ``level`` in the failing bin gives that bin's centre.
+
+    Parameters
+    ----------
+    purity, completeness
+        Per-bin values (NaN for empty bins), same binning.
+    centre
+        Centre of each bin.
+    level
+        The quality level, 0.9 for S90.
+
+    Returns
+    -------
+    float
+        S90; NaN when no bin has data or the highest non-empty bin fails.
+    """
+    p = np.asarray(purity, dtype=np.float64)
+    c = np.asarray(completeness, dtype=np.float64)
+    centre = np.asarray(centre, dtype=np.float64)
+    k = s90_bin(p, c, level=level)
+    if k is None:
+        return math.nan
+    edge = float(max(centre[k] - (centre[1] - centre[0]) / 2, 0.0)) if centre.size > 1 else 0.0
+    below = [j for j in range(k) if np.isfinite(p[j]) or np.isfinite(c[j])]
+    if not below:
+        return edge
+    j = below[-1]
+    crossings = []
+    for curve in (p, c):
+        if not (np.isfinite(curve[j]) and curve[j] < level):
+            continue
+        above = next((i for i in range(k, curve.size) if np.isfinite(curve[i])), None)
+        if above is None:  # nothing of this curve above the failing bin: the edge, as s90
+            crossings.append(edge)
+            continue
+        x0, x1, y0, y1 = centre[j], centre[above], curve[j], curve[above]
+        crossings.append(x0 + (x1 - x0) * (level - y0) / (y1 - y0))
+    return float(max(crossings))
+
+
 def score(truth_snr, det_snr, truth_found, det_is_tp, *, snr_bin: float = 0.5,
           snr_max: float = 20.0, level: float = 0.9) -> dict:
     """Score one catalogue: counts, purity, completeness, PC per bin, PC3/4/5 and S90.
@@ -177,7 +228,8 @@ def score(truth_snr, det_snr, truth_found, det_is_tp, *, snr_bin: float = 0.5,
         JSON-serialisable (floats may be NaN or +-inf): ``bins`` (width, centre, lower, upper),
         per-bin lists ``tp_det``, ``fp`` (by detection SNR), ``tp_true``, ``fn`` (by true SNR),
         ``purity``, ``completeness``, ``pc``; ``at_snr`` ({"3": {purity, completeness, pc}, ...}),
-        ``pc3``, ``pc4``, ``pc5``, ``s90``, ``n_above_s90`` (TP + FP detections above S90, as in
+        ``pc3``, ``pc4``, ``pc5``, ``s90``, ``s90_interp`` (:func:`s90_interpolated`),
+        ``n_above_s90`` (TP + FP detections above S90, as in
         DeepSource Table 4), and totals ``n_truth``, ``n_detections``, ``n_tp``, ``n_fp``, ``n_fn``,
         ``n_truth_unbinned``, ``n_det_unbinned``.
     """
@@ -214,7 +266,9 @@ def score(truth_snr, det_snr, truth_found, det_is_tp, *, snr_bin: float = 0.5,
         "purity": purity.tolist(), "completeness": completeness.tolist(), "pc": pc.tolist(),
         "at_snr": at_snr,
         **{f"pc{s:g}": at_snr[f"{s:g}"]["pc"] for s in REFERENCE_SNRS},
-        "s90": s90_value, "level": float(level),
+        "s90": s90_value,
+        "s90_interp": s90_interpolated(purity, completeness, bins.centre, level=level),
+        "level": float(level),
         "n_above_s90": int((tp_det + fp)[above].sum()),
         "n_truth": int(truth_snr.size), "n_detections": int(det_snr.size),
         "n_tp": n_tp, "n_fp": int((~det_is_tp).sum()), "n_fn": int((~truth_found).sum()),

@@ -268,13 +268,15 @@ def format_table(results: dict, *, title: str | None = None) -> str:
                                   for n in names))
         lines.append(f"{s:<8g}| " + " | ".join(cells))
     lines.append("-" * 8 + "+" + "-" * (gw + 2))
-    for label, key, fmt in (("S90", "s90", "{:.2f}"), ("N det", "n_detections", "{:d}"),
+    for label, key, fmt in (("S90", "s90", "{:.2f}"), ("S90 lin", "s90_interp", "{:.2f}"),
+                            ("N det", "n_detections", "{:d}"),
                             ("N TP", "n_tp", "{:d}"), ("N >S90", "n_above_s90", "{:d}")):
         row = " ".join(_num(results["finders"][n][key], width, fmt) for n in names)
         lines.append(f"{label:<8}| {row}")
     lines.append(f"truth {results['n_truth']} sources; noise {results['noise']:.4g} "
                  f"{results.get('noise_unit', '')}; match radius {results['radius_arcsec']:.2f}\" "
-                 f"({results['match_radius']:g} beam); SNR bins {results['snr_bin']:g} wide")
+                 f"({results['match_radius']:g} beam); SNR bins {results['snr_bin']:g} wide "
+                 "(S90: a bin's lower edge; S90 lin: read between bin centres)")
     return "\n".join(lines)
 
 
