@@ -162,8 +162,9 @@ def s90_interpolated(purity, completeness, centre, *, level: float = 0.9) -> flo
     to the centre of the next bin above where the same curve is defined reaches ``level`` is
     taken, and S90 is the higher of the two such points: the lowest SNR above which both lines
     stay at or above ``level``. When the run reaches the lowest non-empty bin nothing fails below
-    it, and the value is :func:`s90`'s. It lies within one bin width below the run's first bin
-    centre; a value exactly at ``level`` in the failing bin gives that bin's centre.
+    it, and the value is :func:`s90`'s. Where both curves are defined in the run's first bin, it
+    lies within one bin width below that bin's centre (a curve empty there is drawn on to its
+    next defined bin, which can put S90 higher).
 
     Parameters
     ----------
