@@ -166,19 +166,8 @@ def s90_interpolated(purity, completeness, centre, *, level: float = 0.9) -> flo
     lies within one bin width below that bin's centre (a curve empty there is drawn on to its
     next defined bin, which can put S90 higher).
 
-    Parameters
-    ----------
-    purity, completeness
-        Per-bin values (NaN for empty bins), same binning.
-    centre
-        Centre of each bin.
-    level
-        The quality level, 0.9 for S90.
-
-    Returns
-    -------
-    float
-        S90; NaN when no bin has data or the highest non-empty bin fails.
+    The parameters are :func:`s90`'s, with each bin's ``centre`` in place of its lower edge; NaN,
+    as there, when no bin has data or the highest non-empty bin fails.
     """
     p = np.asarray(purity, dtype=np.float64)
     c = np.asarray(completeness, dtype=np.float64)
