@@ -34,9 +34,12 @@ HERE = Path(__file__).resolve().parent
 PYBDSF_GRID = ((2.0, 2.0), (2.0, 3.0), (3.0, 3.0), (3.0, 4.0), (3.0, 5.0), (4.0, 5.0))
 PYBDSF_DEFAULT = (3.0, 5.0)
 WEIGHTINGS = ("natural", "uniform")
-# The issue's targets against tuned PyBDSF: S90 lower by at least ..., PC3 at least ... times.
-TARGETS = {"natural": {"s90_lower_by": 0.7, "s90_interp_lower_by": 0.7, "pc3_ratio": 1.4},
-           "uniform": {"s90_lower_by": 0.4, "s90_interp_lower_by": 0.4, "pc3_ratio": 2.0}}
+# The issue's targets against tuned PyBDSF: S90 lower by at least ..., PC3 at least ... times
+# (S90 read between bin centres is held to the binned S90's goal).
+TARGETS = {w: {"s90_lower_by": s90, "s90_interp_lower_by": s90, "pc3_ratio": pc3}
+           for w, (s90, pc3) in {"natural": (0.7, 1.4), "uniform": (0.4, 2.0)}.items()}
+# The held-out fields' size, sources and SNR scale (the defaults; other benchmarks reuse them).
+SIZE, N_SOURCES, SNR_SCALE = 1024, 150, 2.5
 N_RESAMPLES = 1000
 FIRST_TEST_SEED, FIRST_VAL_SEED = 500000, 600000  # no training run uses these (training: 1000+)
 CONFIRMED = "radiofind + natural"  # uniform detections confirmed by the natural image
@@ -323,9 +326,9 @@ def main() -> None:
     ap.add_argument("--telescope", default="meerkat")
     ap.add_argument("--fields", type=int, default=8, help="held-out test fields")
     ap.add_argument("--val-fields", type=int, default=4, help="fields to tune PyBDSF on")
-    ap.add_argument("--size", type=int, default=1024)
-    ap.add_argument("--n-sources", type=int, default=150)
-    ap.add_argument("--snr-scale", type=float, default=2.5)
+    ap.add_argument("--size", type=int, default=SIZE)
+    ap.add_argument("--n-sources", type=int, default=N_SOURCES)
+    ap.add_argument("--snr-scale", type=float, default=SNR_SCALE)
     ap.add_argument("--work", default=str(HERE / "work"), help="simulated fields (reused)")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--weightings", default=",".join(WEIGHTINGS),

@@ -168,12 +168,15 @@ def main() -> None:
     sets = {}
     for telescope in args.telescopes.split(","):
         seeds = list(range(detection.FIRST_TEST_SEED, detection.FIRST_TEST_SEED + args.fields))
-        held_out = detection.simulate_fields(work / telescope, telescope, seeds, 1024, 150, 2.5)
+        held_out = detection.simulate_fields(
+            work / telescope, telescope, seeds, detection.SIZE, detection.N_SOURCES,
+            detection.SNR_SCALE)
         groups = {f"held-out {telescope}": held_out}
         if args.large:
             groups[f"{args.large}² {telescope}"] = detection.simulate_fields(
                 work / "reliability-large", telescope, [LARGE_SEED], args.large,
-                round(150 * (args.large / 1024) ** 2), 2.5)
+                round(detection.N_SOURCES * (args.large / detection.SIZE) ** 2),
+                detection.SNR_SCALE)
         for variant in filter(None, args.variants.split(",")):
             groups[f"{variant} {telescope}"] = [
                 generalisation.simulate_field(work / "generalisation", variant, seed,

@@ -49,7 +49,15 @@ from scipy import fft
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from detection import FIRST_TEST_SEED, field_truth, simulate_fields  # noqa: E402
+from detection import (  # noqa: E402
+    FIRST_TEST_SEED,
+    N_SOURCES,
+    SIZE,
+    SNR_SCALE,
+    field_truth,
+    fmt,
+    simulate_fields,
+)
 from noise_peaks import auc, far_from_truth, snr_map  # noqa: E402
 
 from radiofind.detect.shape import FROM_SNR, peak_labels  # noqa: E402
@@ -157,7 +165,7 @@ def main() -> None:
     if args.uncleaned:
         # The detection benchmark's held-out skies (its default size, sources and SNR scale).
         folders = simulate_fields(Path(args.work) / f"{args.telescope}-uncleaned",
-                                  args.telescope, seeds, 1024, 150, 2.5, niter=0)
+                                  args.telescope, seeds, SIZE, N_SOURCES, SNR_SCALE, niter=0)
     else:
         folders = [Path(args.work) / args.telescope / f"{args.telescope}-{s}" for s in seeds]
     missing = [f.name for f in folders if not (f / "uniform-psf.fits").exists()]
@@ -184,9 +192,6 @@ def main() -> None:
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(stem.with_suffix(".json"))
 
-    def f(v, digits=3):
-        return "-" if v is None else f"{v:.{digits}f}"
-
     lines = [f"{args.telescope} uniform, {len(folders)} held-out fields"
              f"{' imaged without cleaning' if args.uncleaned else ''}: ROC area between the "
              "peaks of true sources and noise peaks of the same uniform SNR, by each score "
@@ -195,7 +200,7 @@ def main() -> None:
              "|---" * (len(SCORES) + 2) + "|"]
     for r in rows:
         lines.append(f"| {r['snr']:g} | {r['sources']} / {r['noise_peaks']} | " + " | ".join(
-            f"{f(r['auc'][k])} ({f(r['median_source'][k], 2)})" for k in SCORES) + " |")
+            f"{fmt(r['auc'][k], 3)} ({fmt(r['median_source'][k])})" for k in SCORES) + " |")
     tmp = stem.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(stem.with_suffix(".md"))
