@@ -177,18 +177,19 @@ def run_radiofind(folder: Path, weighting: str, confirm: str | None = None, *,
 
 
 def run_bdsf(folder: Path, weighting: str, thresholds: tuple[float, float],
-             islands: str | None = None) -> tuple[Path, float]:
-    """PyBDSF on a field's image; ``islands``: another weighting whose image PyBDSF finds its
-    islands in (pybdsf --detection-image)."""
+             islands: str | None = None, *, image: str = "image") -> tuple[Path, float]:
+    """PyBDSF on a field's image (``<weighting>-<image>.fits``); ``islands``: another weighting
+    whose image PyBDSF finds its islands in (pybdsf --detection-image)."""
     from radiofind.pybdsf import run_pybdsf
 
     isl, pix = thresholds
-    out = folder / (f"{weighting}-pybdsf-{isl:g}-{pix:g}" + (f"-islands-{islands}" if islands
-                                                              else ""))
-    cat = out / f"{weighting}-image.pybdsf.fits"
+    out = folder / (f"{weighting}-pybdsf-{isl:g}-{pix:g}"
+                    + (f"-islands-{islands}" if islands else "")
+                    + ("" if image == "image" else f"-{image}"))
+    cat = out / f"{weighting}-{image}.pybdsf.fits"
     t0 = time.perf_counter()
     if not cat.exists():
-        run_pybdsf(image=str(folder / f"{weighting}-image.fits"), outdir=str(out),
+        run_pybdsf(image=str(folder / f"{weighting}-{image}.fits"), outdir=str(out),
                    thresh_isl=isl, thresh_pix=pix, formats=["fits"], overwrite=True,
                    detection_image=str(folder / f"{islands}-image.fits") if islands else None)
     return cat, time.perf_counter() - t0

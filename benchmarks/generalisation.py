@@ -28,6 +28,12 @@ Variants share the fields' seeds, so each is the baseline sky changed in one way
 - `strong source`: one extra source of SNR 2000 (simulate --bright-source; the other sources
   are those of the baseline). Reported too: whether it was found, and the unmatched detections
   within 10 beams of it, beside the same count at the same position in the baseline image.
+- `pb-corrected`: the 2048² sky seen through the telescope's primary beam (simulate
+  --primary-beam) and corrected for it, as WSClean's `-pb.fits` images are, so that the noise
+  rises away from the pointing (MeerKAT x2.7 in the corners); searched with `detect --noise
+  local` and scored in the uncorrected image, where each source's SNR is against the noise
+  where it lies. The same images searched with one global noise, detect's default, are
+  reported beside it.
 
 Scores (all fields of a variant and weighting together, counts summed): PC3/4/5 and S90 as in
 `radiofind evaluate`; C(>=5): the fraction of true sources with true SNR >= 5 that were matched;
@@ -92,6 +98,16 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "deep-clean": ("deep cleaning: auto-threshold 1", {"auto_threshold": 1.0}),
     "auto-mask": ("auto-mask 5, auto-threshold 1", {"auto_mask": 5.0, "auto_threshold": 1.0}),
     "strong-source": ("one extra source of SNR 2000", {"bright_source": 2000.0}),
+    "pb-corrected": ("2048² at 1.5\", primary-beam corrected: noise x1.6 (MeerKAT) and x1.5 "
+                     "(ASKAP) at the edges' midpoints, x2.7 and x2.3 in the corners; "
+                     "detect --noise local", {"size": 2048, "primary_beam": True}),
+}
+# Variants searched in another image than <weighting>-image.fits, or with other detect options:
+# name -> (image name suffix, detect keyword arguments). They are scored in <weighting>-image.fits
+# all the same: for pb-corrected that is the uncorrected image, where a source's SNR is the one
+# against the noise where it lies (simulate --primary-beam).
+SEARCHED: dict[str, tuple[str, dict]] = {
+    "pb-corrected": ("image-pb", {"noise": "local"}),
 }
 
 
@@ -130,28 +146,32 @@ def simulate_field(work: Path, variant: str, seed: int, telescope: str) -> tuple
     return folder, 0.0
 
 
-def detect_field(folder: Path, weighting: str, threshold: float | None = None
-                 ) -> tuple[Path, dict]:
+def detect_field(folder: Path, weighting: str, threshold: float | None = None, *,
+                 image: str = "image", **options) -> tuple[Path, dict]:
     """Run detect with the model chosen from the header; if it refuses, say why and force one.
 
-    ``threshold``: detect's fixed ``--threshold`` instead of the model's dynamic one. Results are
-    cached per model version (card + weights digest, as benchmarks/detection.py does), so a
-    retuned bundled model is run again.
+    ``threshold``: detect's fixed ``--threshold`` instead of the model's dynamic one; ``image``:
+    search ``<weighting>-<image>.fits``; ``options``: more detect keyword arguments (e.g. noise).
+    Results are cached per model version (card + weights digest, as benchmarks/detection.py
+    does), so a retuned bundled model is run again.
     """
     from radiofind.detect.models import resolve_model
     from radiofind.detect.run import detect
     from radiofind.errors import RadiofindError
 
-    image = folder / f"{weighting}-image.fits"
+    name = f"{weighting}-{image}"
+    path = folder / f"{name}.fits"
     refused = None
     try:
-        model, digest = model_for(image)
+        model, digest = model_for(path)
     except RadiofindError as err:  # the header matches no model: force the telescope's own
         refused, model = str(err), f"{folder.name.split('-')[0]}-{weighting}"
         digest = model_digest(resolve_model(model).path)
-    tag = f"-{model}-{digest}" + ("" if threshold is None else f"-thr{threshold:g}")
+    tag = (("" if image == "image" else f"-{image}") + f"-{model}-{digest}"
+           + ("" if threshold is None else f"-thr{threshold:g}")
+           + "".join(f"-{k}-{v}" for k, v in sorted(options.items())))
     out = folder / f"{weighting}-radiofind{tag}"
-    cat = out / f"{weighting}-image.radiofind.fits"
+    cat = out / f"{name}.radiofind.fits"
     info_path = folder / f"{weighting}-detect{tag}.json"
     if cat.exists() and info_path.exists():
         info = json.loads(info_path.read_text())
@@ -160,8 +180,8 @@ def detect_field(folder: Path, weighting: str, threshold: float | None = None
     if refused:
         print(f"    detect refused {folder.name} {weighting}: {refused}", flush=True)
     t0 = time.perf_counter()
-    res = detect(image=str(image), outdir=str(out), formats=["fits"], overwrite=True,
-                 threshold=threshold, model=model if refused else None)
+    res = detect(image=str(path), outdir=str(out), formats=["fits"], overwrite=True,
+                 threshold=threshold, model=model if refused else None, **options)
     info = {"refused": refused} if refused else {}
     info.update(model=res["model"], model_version=digest, model_reason=res["model_reason"],
                 n_sources=res["n_sources"], threshold=res["threshold"],
@@ -254,10 +274,11 @@ def main() -> None:
                       "pointings_deg": [[s["observation"]["ra_deg"], s["observation"]["dec_deg"]]
                                         for s in sims],
                       "seconds": {"simulate": round(sim_s, 1)}, "weightings": {}}
+        image, options = SEARCHED.get(variant, ("image", {}))
         for w in WEIGHTINGS:
             matches, infos, strong = [], [], []
             for folder in folders:
-                cat, info = detect_field(folder, w)
+                cat, info = detect_field(folder, w, image=image, **options)
                 infos.append(info)
                 match = field_match(folder, w, cat)
                 matches.append(match)
@@ -294,16 +315,21 @@ def main() -> None:
                     if abs(info["threshold"] - thr) < 1e-9:  # e.g. a model's fixed threshold
                         fixed.append(match)
                         continue
-                    cat, info = detect_field(folder, w, threshold=thr)
+                    cat, info = detect_field(folder, w, threshold=thr, image=image, **options)
                     fixed.append(field_match(folder, w, cat))
                     wres["detect_seconds"] = round(wres["detect_seconds"]
                                                    + info["seconds_this_run"], 1)
                 wres["at_baseline_threshold"] = {"threshold": thr,
                                                  **summary(score_fields(fixed))}
+            if options:
+                # The same image searched with detect's defaults: what the options are for.
+                plain = [field_match(f, w, detect_field(f, w, image=image)[0]) for f in folders]
+                wres["detect_defaults"] = {**summary(score_fields(plain)), **above_five(plain)}
             if not args.no_pybdsf:
                 # PyBDSF on the same images: tells a finder's weakness apart from a change in the
                 # image itself (e.g. deep cleaning turning noise peaks into restored components).
-                bd = [field_match(f, w, run_bdsf(f, w, BDSF_THRESHOLDS)[0]) for f in folders]
+                bd = [field_match(f, w, run_bdsf(f, w, BDSF_THRESHOLDS, image=image)[0])
+                      for f in folders]
                 wres["pybdsf_default"] = {"thresholds": list(BDSF_THRESHOLDS),
                                           **summary(score_fields(bd)), **above_five(bd)}
             vres["weightings"][w] = wres
@@ -344,10 +370,16 @@ def markdown(results: dict) -> str:
              "| variant | weighting | model | beam px | TBD thr | PC3 | PC4 | PC5 | S90 | C(≥5) "
              "| P(≥5) | N≥5 | detections | PC3/4/5, S90 @ base thr | PyBDSF 3/5 |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    strong_rows = []
+    strong_rows, default_rows = [], []
     for name, v in results["variants"].items():
         for w, r in v["weightings"].items():
             s = r["scores"]
+            d = r.get("detect_defaults")
+            if d:
+                default_rows.append(f"| {name} | {w} | {SEARCHED[name][1]} | "
+                                    + " | ".join(fmt(d[k]) for k in ("pc3", "pc4", "pc5", "s90",
+                                                                     "c_ge5", "p_ge5"))
+                                    + f" | {d['n_detections']} |")
             model = ",".join(r["models"]) + (" (forced)" if r["refused"] else "")
             b = r.get("at_baseline_threshold")
             fixed = ("/".join(fmt(b[k]) for k in ("pc3", "pc4", "pc5")) + f", {fmt(b['s90'])}"
@@ -367,6 +399,12 @@ def markdown(results: dict) -> str:
                     f"{'yes' if st['found'] else 'no'} | {st['nearest_detection_beams']:.2f} | "
                     f"{st['unmatched_within']} | "
                     f"{'-' if base is None else base} |")
+    if default_rows:
+        lines += ["", "The same images searched with detect's defaults instead of the variant's "
+                      "options (e.g. one global noise on a primary-beam-corrected image):", "",
+                  "| variant | weighting | options not given | PC3 | PC4 | PC5 | S90 | C(≥5) "
+                  "| P(≥5) | detections |", "|---|---|---|---|---|---|---|---|---|---|",
+                  *default_rows]
     if strong_rows:
         lines += ["", f"Strong source (SNR 2000): unmatched detections within "
                       f"{results['spur_radius_beams']:g} beams of it, and at the same place in "

@@ -104,7 +104,10 @@ def local_rms(data, *, box: int, max_samples: int = 16_384):
     centres is a bilinear interpolation (nearest cell beyond the outer centres). Cells with too
     few finite pixels take the median cell value. A dask array is measured block by block, and
     ``box`` is then rounded down to a divisor of the block size so that cells never straddle
-    blocks; the map comes back as a lazy dask array with the image's chunks (numpy for numpy).
+    blocks, if one of at least half the box and 16 pixels exists (always for power-of-two
+    chunks); otherwise (e.g. the odd blocks of an averaged grid) the cells are measured on the
+    array rechunked to a multiple of ``box``. The map comes back as a lazy dask array with the
+    image's chunks (numpy for numpy).
 
     Returns
     -------
@@ -118,10 +121,17 @@ def local_rms(data, *, box: int, max_samples: int = 16_384):
     lazy = hasattr(data, "dask")
     arr = data if lazy else da.from_array(np.asarray(data), chunks=data.shape)
     ny, nx = arr.shape
+    measured = arr
     if lazy:
         step = max(arr.chunks[0][0], arr.chunks[1][0])
-        box = max(d for d in range(16, min(box, step) + 1) if step % d == 0) if box < step \
-            else step
+        if box >= step:
+            box = step
+        else:
+            divisors = [d for d in range(max(16, (box + 1) // 2), box + 1) if step % d == 0]
+            if divisors:
+                box = max(divisors)
+            else:
+                measured = arr.rechunk(box * max(1, step // box))
     stride = max(1, int(np.ceil(box / np.sqrt(max_samples))))
 
     def cells(block: np.ndarray) -> np.ndarray:
@@ -138,9 +148,9 @@ def local_rms(data, *, box: int, max_samples: int = 16_384):
                         pass
         return out
 
-    coarse = tuple(tuple(-(-n // box) for n in ch) for ch in arr.chunks)
-    sig = arr.map_blocks(cells, chunks=coarse, dtype=float,
-                         meta=np.empty((0, 0), dtype=float)).compute()
+    coarse = tuple(tuple(-(-n // box) for n in ch) for ch in measured.chunks)
+    sig = measured.map_blocks(cells, chunks=coarse, dtype=float,
+                              meta=np.empty((0, 0), dtype=float)).compute()
     if not np.isfinite(sig).any():
         raise RadiofindError("cannot estimate the local noise: no cell has enough finite pixels")
     sig = np.where(np.isfinite(sig), sig, np.nanmedian(sig))

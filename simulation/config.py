@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from radiofind.simulation.sky import (
     add_bright_source,
     draw_point_sources,
     image_wcs,
+    offset_deg,
     parse_pointing,
 )
 from radiofind.simulation.telescopes import get_telescope
@@ -89,6 +90,7 @@ class SimulationConfig:
     auto_mask: float | None  # WSClean -auto-mask sigma, None when off
     mgain: float
     super_weight: float  # WSClean -super-weight (1: its default)
+    primary_beam: bool  # sources attenuated by the telescope's beam; <w>-image-pb.fits written
     image: bool  # not skip_imaging
     keep_ms: bool  # not drop_ms
     seed: int
@@ -155,6 +157,7 @@ class SimulationConfig:
             auto_threshold=auto_threshold, auto_mask=auto_mask,
             mgain=_number("mgain", p["mgain"], above=0),
             super_weight=_number("super_weight", p.get("super_weight", 1.0), above=0),
+            primary_beam=bool(p.get("primary_beam", False)),
             image=image, keep_ms=not p["drop_ms"],
             seed=_number("seed", p["seed"], integer=True, minimum=0),
             threads=threads or os.cpu_count() or 1, overwrite=bool(p["overwrite"]))
@@ -172,8 +175,10 @@ class SimulationConfig:
         if self.keep_ms:
             names.insert(0, "sim.ms")
         if self.image:
-            names += [f"{w}-{kind}.fits" for w in self.weightings
-                      for kind in ("image", "residual", "psf")]
+            kinds = ("image", "residual", "psf") + (("image-pb",) if self.primary_beam else ())
+            names += [f"{w}-{kind}.fits" for w in self.weightings for kind in kinds]
+        if self.primary_beam:
+            names.append("pb.fits")
         return names
 
     def draw_sky(self) -> PointSky:
@@ -189,7 +194,16 @@ class SimulationConfig:
             sky = add_bright_source(sky, self.bright_source, wcs=wcs, size=self.size,
                                     scale=self.scale, border=self.border,
                                     min_separation=self.min_separation, seed=self.seed)
+        if self.primary_beam:
+            sky = replace(sky, gain=self.beam_gain(sky.x, sky.y))
         return sky
+
+    def beam_gain(self, x, y) -> np.ndarray:
+        """The primary beam's power gain at 0-based pixels (x, y) of the output images, at the
+        band's centre frequency."""
+        obs = self.observation
+        return obs.telescope.primary_beam(offset_deg(x, y, self.size, self.scale),
+                                          obs.frequency)
 
     def noise_rng(self) -> np.random.Generator:
         """The thermal noise's generator: seeded by ``seed`` but a stream apart from the sky's."""
@@ -207,7 +221,10 @@ class SimulationConfig:
                 "BORDER": (self.border, "source-free border, fraction of size"),
                 "SIGVIS": (self.sigma_vis, "noise per visibility re/im, Jy"),
                 **({"BRIGHTSN": (self.bright_source, "SNR of the bright source (last row)")}
-                   if self.bright_source else {})}
+                   if self.bright_source else {}),
+                **({"PBMODEL": (obs.telescope.beam_shape, "primary beam shape (column pb)"),
+                    "PBFWHM": (obs.telescope.beam_fwhm_deg(obs.frequency) * 60.0,
+                               "primary beam FWHM, arcmin")} if self.primary_beam else {})}
 
 
 def _jsonable(params: dict) -> dict:

@@ -118,7 +118,7 @@ def fill_ms(path: str | os.PathLike, sky: PointSky, *, size: int, scale: float, 
     from radiofind.simulation.ms import ms_frequencies
 
     freqs = ms_frequencies(path)
-    model = model_image(sky.x, sky.y, sky.flux, size)
+    model = model_image(sky.x, sky.y, sky.apparent_flux, size)
     with table(os.fspath(path), readonly=False, ack=False) as tab:
         nrow = tab.nrows()
         ncorr = tab.getcell("DATA", 0).shape[1]

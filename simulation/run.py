@@ -40,7 +40,8 @@ def simulate(*, outdir: str | os.PathLike, telescope: str = "meerkat", ra: str =
              border: float = 0.1, bright_source: float | None = None, size: int = 2048,
              scale: float = 1.5, weightings: Sequence[str] = ("natural", "uniform"),
              niter: int = 10000, auto_threshold: float = 3.0, auto_mask: float | None = None,
-             mgain: float = 0.8, super_weight: float = 1.0, skip_imaging: bool = False,
+             mgain: float = 0.8, super_weight: float = 1.0, primary_beam: bool = False,
+             skip_imaging: bool = False,
              drop_ms: bool = False, seed: int = 1, threads: int = 0,
              overwrite: bool = False) -> dict:
     """Simulate an observation of a point-source sky and image it.
@@ -53,6 +54,12 @@ def simulate(*, outdir: str | os.PathLike, telescope: str = "meerkat", ra: str =
     ``BRIGHTSN``). ``auto_mask`` (None: off) is WSClean's ``-auto-mask`` sigma; ``super_weight``
     its ``-super-weight`` (the box uniform and Briggs weights are counted in, in uv cells of the
     image: 0.25 at 1024 pixels weights as WSClean's default does a 4096-pixel image).
+    ``primary_beam`` attenuates every source by the telescope's primary beam (its power gain at the
+    source, the truth's ``pb`` column; ``flux`` and ``snr_input`` stay the source's own) and writes
+    the primary-beam-corrected images ``<w>-image-pb.fits`` (image over the beam's gain, whose
+    noise rises away from the pointing) and the gain itself, ``pb.fits``, beside the usual ones.
+    The truth's ``snr_<w>`` are measured in the uncorrected images: a source's SNR against the
+    noise where it lies.
 
     Writes into ``outdir``: ``sim.ms`` (unless ``drop_ms``), ``truth.fits``, ``<w>-image.fits``,
     ``<w>-residual.fits``, ``<w>-psf.fits`` for each weighting ``w`` (unless ``skip_imaging``),
@@ -135,12 +142,16 @@ def _run(cfg: SimulationConfig, sky, stage, timings: dict[str, float]) -> dict:
             info["residual_rms"] = _residual_rms(products.residual)
             timings[f"measure_{weighting}"] = time.perf_counter() - t0
             images[weighting] = info
+            if cfg.primary_beam:
+                write_pb_corrected(products.image, stage.path(f"{weighting}-image-pb.fits"), cfg)
             for kind in ("image", "residual", "psf"):
                 os.replace(getattr(products, kind), stage.path(f"{weighting}-{kind}.fits"))
             log.info("%s: beam %.1f\" x %.1f\", noise %.3g Jy/beam (theory natural %.3g)",
                      weighting, info["beam_arcsec"]["bmaj"], info["beam_arcsec"]["bmin"],
                      info["noise"], theory)
         shutil.rmtree(workdir, ignore_errors=True)
+    if cfg.primary_beam:
+        write_pb_map(stage.path("pb.fits"), cfg)
     write_truth(truth, stage.path("truth.fits"))
 
     return {
@@ -158,6 +169,47 @@ def _run(cfg: SimulationConfig, sky, stage, timings: dict[str, float]) -> dict:
         "n_sources": len(sky),
         "versions": _versions(cfg.image),
     }
+
+
+PB_LIMIT = 0.05  # the corrected images are blank (NaN) where the beam's gain is below this
+
+
+def beam_map(cfg: SimulationConfig) -> np.ndarray:
+    """The primary beam's gain on the output images' pixels, ``[y, x]``."""
+    y, x = np.mgrid[0:cfg.size, 0:cfg.size]
+    return cfg.beam_gain(x, y).astype(np.float32)
+
+
+def write_pb_corrected(image_path: Path, out: Path, cfg: SimulationConfig) -> None:
+    """``image_path`` divided by the primary beam, as WSClean's ``-pb.fits``: the same header,
+    blank where the gain is below :data:`PB_LIMIT`."""
+    from astropy.io import fits
+
+    gain = beam_map(cfg)
+    with fits.open(image_path) as hdul:
+        data = np.asarray(hdul[0].data, dtype=np.float32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corrected = np.where(gain >= PB_LIMIT, data / gain, np.nan).astype(np.float32)
+        header = hdul[0].header.copy()
+    header["HISTORY"] = (f"radiofind simulate: divided by the {cfg.observation.telescope.name} "
+                         f"primary beam (blank below gain {PB_LIMIT:g})")
+    fits.PrimaryHDU(corrected, header=header).writeto(out)
+
+
+def write_pb_map(out: Path, cfg: SimulationConfig) -> None:
+    """The primary beam's gain as an image with the output images' celestial WCS."""
+    from astropy.io import fits
+
+    from radiofind.simulation.sky import image_wcs
+
+    obs = cfg.observation
+    header = image_wcs(obs.ra_deg, obs.dec_deg, cfg.size, cfg.scale).to_header()
+    header["BUNIT"] = ""
+    header["TELESCOP"] = obs.telescope.casa_name
+    header["PBMODEL"] = (obs.telescope.beam_shape, "primary beam shape")
+    header["PBFWHM"] = (obs.telescope.beam_fwhm_deg(obs.frequency) * 60.0, "FWHM, arcmin")
+    header["PBFREQ"] = (obs.frequency, "frequency, Hz")
+    fits.PrimaryHDU(beam_map(cfg), header=header).writeto(out)
 
 
 def _residual_rms(path: Path) -> float:

@@ -39,6 +39,9 @@ class PointSky:
         Flux density, Jy.
     flux_unit
         The Jy value of SNR 1 (theoretical natural-weight image noise).
+    gain
+        Primary-beam power gain at each source (None: 1, no primary beam): the observed
+        (apparent) flux is ``flux * gain``.
     """
 
     x: np.ndarray
@@ -48,9 +51,15 @@ class PointSky:
     snr: np.ndarray
     flux: np.ndarray
     flux_unit: float
+    gain: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
+
+    @property
+    def apparent_flux(self) -> np.ndarray:
+        """What the telescope sees: ``flux`` times the primary beam's gain."""
+        return self.flux if self.gain is None else self.flux * self.gain
 
     def with_flux_unit(self, flux_unit: float) -> PointSky:
         """The same sources with ``flux = snr * flux_unit``."""
@@ -107,6 +116,15 @@ def image_wcs(ra_deg: float, dec_deg: float, size: int, scale_arcsec: float) -> 
     wcs.wcs.radesys = "FK5"
     wcs.wcs.equinox = 2000.0
     return wcs
+
+
+def offset_deg(x, y, size: int, scale_arcsec: float) -> np.ndarray:
+    """Angular distance from the pointing of 0-based pixels (x, y) of an :func:`image_wcs` grid,
+    degrees: in the SIN projection the pixel offset is the sine of that distance."""
+    dx = np.asarray(x, dtype=np.float64) - size // 2
+    dy = np.asarray(y, dtype=np.float64) - size // 2
+    sin_rho = np.hypot(dx, dy) * math.radians(scale_arcsec / 3600.0)
+    return np.degrees(np.arcsin(np.minimum(sin_rho, 1.0)))
 
 
 def draw_point_sources(n_sources: int, *, wcs: WCS, size: int, scale: float, flux_unit: float,

@@ -1,9 +1,10 @@
 """The truth catalogue of a simulated sky, with each source's SNR measured in each image.
 
 Columns: ``id``, ``ra``, ``dec`` (deg), ``flux`` (Jy), ``x``, ``y`` (0-based pixels of the output
-images), ``snr_input`` (the drawn SNR: flux over the theoretical natural-weight noise) and, per
-weighting imaged, ``snr_<weighting>``: the restored image's value at the source's pixel over that
-image's noise, measured by :func:`radiofind.noise.measure_snr` with the sources masked - the one
+images), ``snr_input`` (the drawn SNR: flux over the theoretical natural-weight noise), ``pb``
+(the primary beam's gain at the source, with ``simulate --primary-beam`` only: the images see
+``flux * pb``) and, per weighting imaged, ``snr_<weighting>``: the restored image's value at the
+source's pixel over that image's noise, measured by :func:`radiofind.noise.measure_snr` with the sources masked - the one
 definition of SNR that detections are scored with too.
 """
 
@@ -38,6 +39,8 @@ def truth_table(sky: PointSky, meta: dict | None = None) -> Table:
     table["x"] = np.asarray(sky.x, dtype=np.float64)
     table["y"] = np.asarray(sky.y, dtype=np.float64)
     table["snr_input"] = np.asarray(sky.snr, dtype=np.float64)
+    if sky.gain is not None:
+        table["pb"] = np.asarray(sky.gain, dtype=np.float64)
     table["ra"].unit = table["dec"].unit = "deg"
     table["flux"].unit = "Jy"
     table["x"].unit = table["y"].unit = "pix"

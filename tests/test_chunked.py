@@ -153,6 +153,26 @@ def test_noise_from_blocks_matches_the_whole_image_and_local_rms_follows_a_step(
     np.testing.assert_allclose(local_rms(data, box=64)[0], rms, rtol=1e-6)
     with pytest.raises(RadiofindError, match="at least 16"):
         local_rms(data, box=8)
+    # Blocks of 128 round a box of 100 down to their divisor 64, as before.
+    assert local_rms(da.from_array(data, chunks=128), box=100)[2] == 64
+
+
+def test_local_rms_on_blocks_with_no_divisor_near_the_box():
+    """An averaged grid's blocks (here 171 = 9 x 19 pixels) have no divisor between half the
+    box and the box: the cells are measured on the array rechunked to the box instead."""
+    import dask.array as da
+
+    rng = np.random.default_rng(3)
+    data = rng.normal(0, 1.0, (683, 683)).astype(np.float32)
+    data[:, 400:] *= 3.0
+    arr = da.from_array(data, chunks=171)
+    rms, cells, box = local_rms(arr, box=138)
+    assert box == 138 and cells.shape == (5, 5)
+    assert rms.chunks == arr.chunks  # the map keeps the image's blocks
+    rms = rms.compute()
+    assert rms[:, :250].mean() == pytest.approx(1.0, rel=0.05)
+    assert rms[:, 560:].mean() == pytest.approx(3.0, rel=0.05)
+    np.testing.assert_allclose(local_rms(data, box=138)[0], rms, rtol=1e-6)
 
 
 def _seam_image(tmp_path):
@@ -201,6 +221,46 @@ def test_detect_with_a_local_noise_map(tmp_path):
     np.testing.assert_allclose(table["snr"], table["peak"] / table["rms"])
     with pytest.raises(RadiofindError, match="noise must be"):
         detect(image=image, outdir=str(tmp_path / "x"), **MODEL, noise="bane")
+
+
+def _beam_gain(size: int, fwhm: float) -> np.ndarray:
+    """A Gaussian primary beam of ``fwhm`` pixels centred on the image."""
+    y, x = np.mgrid[0:size, 0:size] - size / 2
+    return np.exp(-4 * np.log(2) * (x**2 + y**2) / fwhm**2)
+
+
+def test_noise_spread_tells_a_primary_beam_corrected_image():
+    from radiofind.detect.run import NOISE_SPREAD_WARN, noise_spread
+
+    data, *_ = make_image(512, n_sources=0, beam_pix=4.6, seed=5)
+    spread, limit = noise_spread(data, 4.6)
+    assert spread < NOISE_SPREAD_WARN and spread < limit < 1.2
+    # Divided by a beam whose gain falls to 0.4 in the corners: the corners' noise is ~2x.
+    corrected = data / _beam_gain(512, 512 * np.sqrt(2) / np.sqrt(np.log(1 / 0.4) / np.log(2)))
+    spread, limit = noise_spread(corrected, 4.6)
+    assert spread > max(NOISE_SPREAD_WARN, limit) and spread == pytest.approx(2.0, rel=0.25)
+    # Few beams per cell: sampling alone could make such a spread, and the limit says so.
+    assert noise_spread(data[:64, :64], 12.0)[1] > 2
+    assert noise_spread(data[:32, :32], 4.6) == (1.0, np.inf)  # too small to cut
+
+
+def test_detect_warns_about_a_noise_that_rises_outward(tmp_path, caplog):
+    import logging
+
+    from radiofind.detect.run import detect
+
+    data, *_ = make_image(256, n_sources=8, snr=(8.0, 20.0), beam_pix=4.6, seed=6, border=20)
+    flat = write_image(tmp_path / "flat.fits", data, make_header(256, beam_arcsec=6.9))
+    corrected = write_image(tmp_path / "pb.fits", data / _beam_gain(256, 300.0),
+                            make_header(256, beam_arcsec=6.9))
+    with caplog.at_level(logging.WARNING, logger="radiofind.detect"):
+        detect(image=flat, outdir=str(tmp_path / "a"), **MODEL)
+        assert "--noise local" not in caplog.text
+        detect(image=corrected, outdir=str(tmp_path / "b"), **MODEL)
+        assert "corners of pb.fits" in caplog.text and "--noise local" in caplog.text
+        caplog.clear()
+        detect(image=corrected, outdir=str(tmp_path / "c"), **MODEL, noise="local")
+        assert "--noise local" not in caplog.text
 
 
 def test_detect_on_a_dask_cluster_matches_local_threads(tmp_path):

@@ -542,3 +542,98 @@ def test_failing_wsclean_leaves_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(RadiofindError, match="(?s)exit status 3.*something broke"):
         simulate(outdir=tmp_path / "out", **TINY)
     assert os.listdir(tmp_path) == ["bin"]
+
+
+# --- the primary beam (simulate --primary-beam) --------------------------------------------------
+
+@pytest.mark.parametrize("name, shape, fwhm_arcmin", [("meerkat", "cosine", 57.5 * 1.5 / 1.4),
+                                                       ("askap", "gaussian", 66.9)])
+def test_primary_beam_models(name, shape, fwhm_arcmin):
+    tel = get_telescope(name)
+    assert tel.beam_shape == shape
+    fwhm = tel.beam_fwhm_deg(1.4e9)
+    assert fwhm * 60 == pytest.approx(fwhm_arcmin, rel=2e-3)
+    assert tel.beam_fwhm_deg(2.8e9) == pytest.approx(fwhm / 2)  # lambda / D
+    r = np.linspace(0.0, 1.2, 241) * fwhm
+    gain = tel.primary_beam(r, 1.4e9)
+    assert gain[0] == 1.0 and np.all(np.diff(gain) < 0)  # the main lobe falls off
+    assert tel.primary_beam(fwhm / 2, 1.4e9) == pytest.approx(0.5, abs=1e-4)
+    assert np.all(np.isfinite(gain)) and np.all(gain > 0)
+
+
+def test_cosine_beam_pattern_and_its_null():
+    tel = get_telescope("meerkat")
+    fwhm = tel.beam_fwhm_deg(1.4e9)
+    # x = 1.189 r: the removable 0/0 at x = 1/2 is (pi/4)**2, and the first null at x = 3/2.
+    assert tel.primary_beam(0.5 / 1.189 * fwhm, 1.4e9) == pytest.approx((np.pi / 4) ** 2)
+    assert tel.primary_beam(0.5 / 1.189 * fwhm * (1 + 1e-9), 1.4e9) == pytest.approx(
+        (np.pi / 4) ** 2, rel=1e-6)
+    assert tel.primary_beam(1.5 / 1.189 * fwhm, 1.4e9) == pytest.approx(0.0, abs=1e-12)
+    assert tel.primary_beam(2.0 * fwhm, 1.4e9) == 0.0
+
+
+def test_offset_from_the_pointing_on_the_sin_grid():
+    from radiofind.simulation.sky import offset_deg
+
+    wcs = image_wcs(50.0, -20.0, 256, 10.0)
+    x, y = np.array([128, 228, 0, 255, 40]), np.array([128, 128, 0, 255, 200])
+    ra, dec = wcs.all_pix2world(x, y, 0)
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    truth = SkyCoord(50.0 * u.deg, -20.0 * u.deg).separation(
+        SkyCoord(ra * u.deg, dec * u.deg)).deg
+    assert np.allclose(offset_deg(x, y, 256, 10.0), truth, rtol=1e-9, atol=1e-12)
+
+
+def test_primary_beam_attenuates_the_sky_and_only_it():
+    plain = _config(seed=9, bright_source=50.0, scale=10.0).draw_sky()
+    cfg = _config(seed=9, bright_source=50.0, primary_beam=True, scale=10.0)
+    sky = cfg.draw_sky()
+    assert plain.gain is None and np.array_equal(plain.apparent_flux, plain.flux)
+    for name in ("x", "y", "snr"):  # the same sources, the bright one too
+        assert np.array_equal(getattr(sky, name), getattr(plain, name)), name
+    from radiofind.simulation.sky import offset_deg
+
+    expect = get_telescope("meerkat").primary_beam(offset_deg(sky.x, sky.y, 256, 10.0), 1.4e9)
+    assert np.allclose(sky.gain, expect) and sky.gain.min() < 0.9 and sky.gain.max() <= 1
+    assert np.allclose(sky.apparent_flux, sky.flux * sky.gain)
+    assert "pb.fits" in cfg.output_names() and "pb.fits" not in _config().output_names()
+
+
+@needs_wsclean
+def test_simulate_primary_beam_end_to_end(tmp_path):
+    """Sources come out attenuated; the -pb image is the image over the beam, and its noise
+    rises away from the pointing as 1 / gain."""
+    from astropy.io import fits
+
+    from radiofind.noise import robust_rms
+    from radiofind.simulation.run import simulate
+
+    out = tmp_path / "out"
+    kw = {**TINY, "scale": 10.0, "n_sources": 30, "synthesis_time": 0.5}
+    simulate(outdir=out, seed=3, primary_beam=True, snr_scale=20.0, weightings=["natural"],
+             drop_ms=True, **kw)
+    assert sorted(os.listdir(out)) == ["natural-image-pb.fits", "natural-image.fits",
+                                       "natural-psf.fits", "natural-residual.fits", "pb.fits",
+                                       "simulation.json", "truth.fits"]
+    truth = Table.read(out / "truth.fits")
+    assert truth.meta["PBMODEL"] == "cosine" and 0.5 < truth["pb"].min() < 0.9
+    # Bright sources come out at their attenuated flux in the image, and at their own flux in
+    # the corrected one (restored with CLEAN's beam: a few % either way).
+    image = fits.getdata(out / "natural-image.fits").squeeze()
+    corrected = fits.getdata(out / "natural-image-pb.fits").squeeze()
+    bright = truth["snr_input"] * truth["pb"] > 20
+    assert bright.sum() >= 5
+    at = (np.asarray(truth["y"][bright], int), np.asarray(truth["x"][bright], int))
+    flux, pb = np.asarray(truth["flux"][bright]), np.asarray(truth["pb"][bright])
+    assert np.median(image[at] / (flux * pb)) == pytest.approx(1.0, abs=0.1)
+    assert np.median(corrected[at] / flux) == pytest.approx(1.0, abs=0.1)
+    gain = fits.getdata(out / "pb.fits")
+    assert np.allclose(corrected, image / gain, rtol=1e-5)
+    assert fits.getheader(out / "natural-image-pb.fits")["BMAJ"] == fits.getheader(
+        out / "natural-image.fits")["BMAJ"]
+    residual = fits.getdata(out / "natural-residual.fits").squeeze()
+    centre, edge = gain > 0.95, gain < 0.75
+    ratio = robust_rms(residual[edge] / gain[edge]) / robust_rms(residual[centre] / gain[centre])
+    assert ratio == pytest.approx(np.mean(1 / gain[edge]), rel=0.15)

@@ -186,3 +186,17 @@ def test_whitening_is_odd_in_the_image():
     uniform, _, psf, *_ = weighted_pair(128, seed=7)
     uniform[5:9, 5:9] = np.nan
     assert np.array_equal(whitened(-uniform, psf), -whitened(uniform, psf), equal_nan=True)
+
+
+@pytest.mark.parametrize("name, psf", [
+    ("uniform-image.fits", "uniform-psf.fits"), ("f-MFS-image.fits", "f-MFS-psf.fits"),
+    ("uniform-image-pb.fits", "uniform-psf.fits"), ("u-image.fit", "u-psf.fit"),
+    ("u-image-pb.fit", "u-psf.fit"), ("uniform.fits", None), ("uniform-residual.fits", None)])
+def test_psf_beside_follows_wscleans_names(tmp_path, name, psf):
+    from radiofind.io.images import psf_beside
+
+    (tmp_path / name).write_text("")
+    assert psf_beside(tmp_path / name) is None  # no PSF there yet
+    if psf:
+        (tmp_path / psf).write_text("")
+        assert psf_beside(tmp_path / name) == tmp_path / psf

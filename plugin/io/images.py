@@ -437,12 +437,13 @@ def tapered(img: Image, fwhm_beams: float) -> Image:
 
 
 def psf_beside(image: str | os.PathLike) -> Path | None:
-    """WSClean's PSF of ``image``: ``<name>-psf.fits`` beside ``<name>-image.fits`` (or
-    ``<name>-MFS-image.fits``), if there is one."""
+    """WSClean's PSF of ``image``: ``<name>-psf.fits`` beside ``<name>-image.fits``, its
+    primary-beam-corrected ``<name>-image-pb.fits`` (or ``<name>-MFS-image.fits``...), if there
+    is one."""
     path = Path(image)
-    for suffix in ("-image.fits", "-image.fit"):
+    for suffix in ("-image.fits", "-image.fit", "-image-pb.fits", "-image-pb.fit"):
         if path.name.endswith(suffix):
-            psf = path.with_name(path.name[:-len(suffix)] + "-psf" + suffix[len("-image"):])
+            psf = path.with_name(path.name[:-len(suffix)] + "-psf" + suffix[suffix.index("."):])
             return psf if psf.is_file() else None
     return None
 
