@@ -28,6 +28,11 @@ Variants share the fields' seeds, so each is the baseline sky changed in one way
 - `strong source`: one extra source of SNR 2000 (simulate --bright-source; the other sources
   are those of the baseline). Reported too: whether it was found, and the unmatched detections
   within 10 beams of it, beside the same count at the same position in the baseline image.
+- `robust-0.5`, `robust0`, `robust0.5`, `robust1`: the baseline imaged at Briggs robust -0.5,
+  0, 0.5 and 1 (simulate --weightings briggs<r>), which users pick more often than the training
+  images' ±1.5. detect picks the model from the beam; where it refuses (MeerKAT robust 0.5 falls
+  between the uniform and natural models' beams), the telescope's model whose beam range lies
+  nearest is forced, as a user would pass --model.
 - `pb-corrected`: the 2048² sky seen through the telescope's primary beam (simulate
   --primary-beam) and corrected for it, as WSClean's `-pb.fits` images are, so that the noise
   rises away from the pointing (MeerKAT x2.7 in the corners); searched with `detect --noise
@@ -98,6 +103,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "deep-clean": ("deep cleaning: auto-threshold 1", {"auto_threshold": 1.0}),
     "auto-mask": ("auto-mask 5, auto-threshold 1", {"auto_mask": 5.0, "auto_threshold": 1.0}),
     "strong-source": ("one extra source of SNR 2000", {"bright_source": 2000.0}),
+    **{f"robust{r}": (f"Briggs robust {r} (WSClean -weight briggs {r}) instead of ±1.5",
+                      {"weightings": [f"briggs{r}"]}) for r in ("-0.5", "0", "0.5", "1")},
     "pb-corrected": ("2048² at 1.5\", primary-beam corrected: noise x1.6 (MeerKAT) and x1.5 "
                      "(ASKAP) at the edges' midpoints, x2.7 and x2.3 in the corners; "
                      "detect --noise local", {"size": 2048, "primary_beam": True}),
@@ -165,7 +172,7 @@ def detect_field(folder: Path, weighting: str, threshold: float | None = None, *
     try:
         model, digest = model_for(path)
     except RadiofindError as err:  # the header matches no model: force the telescope's own
-        refused, model = str(err), f"{folder.name.split('-')[0]}-{weighting}"
+        refused, model = str(err), nearest_model(path, folder.name.split("-")[0])
         digest = model_digest(resolve_model(model).path)
     tag = (("" if image == "image" else f"-{image}") + f"-{model}-{digest}"
            + ("" if threshold is None else f"-thr{threshold:g}")
@@ -189,6 +196,22 @@ def detect_field(folder: Path, weighting: str, threshold: float | None = None, *
     info_path.write_text(json.dumps(info, indent=1) + "\n")
     info["seconds_this_run"] = info["seconds"]
     return cat, info
+
+
+def nearest_model(image: Path, telescope: str) -> str:
+    """The telescope's bundled model whose beam range lies nearest the image's beam (in log),
+    which a user whose image detect refuses would pass as --model."""
+    from radiofind.detect.models import bundled_models
+    from radiofind.io.images import open_image
+
+    beam = open_image(image).beam.size_deg * 3600.0
+
+    def distance(m) -> float:
+        lo, hi = m.beam_range_arcsec()
+        return max(math.log(lo / beam), math.log(beam / hi), 0.0)
+
+    own = [m for m in bundled_models().values() if m.card["telescope"].lower() == telescope]
+    return min(own, key=distance).name
 
 
 def strong_source_check(folder: Path, baseline: Path, weighting: str, catalog: Path, match,
@@ -275,7 +298,7 @@ def main() -> None:
                                         for s in sims],
                       "seconds": {"simulate": round(sim_s, 1)}, "weightings": {}}
         image, options = SEARCHED.get(variant, ("image", {}))
-        for w in WEIGHTINGS:
+        for w in sims[0]["parameters"]["weightings"]:
             matches, infos, strong = [], [], []
             for folder in folders:
                 cat, info = detect_field(folder, w, image=image, **options)
@@ -306,7 +329,7 @@ def main() -> None:
                     "detect_seconds": round(sum(i["seconds_this_run"] for i in infos), 1)}
             if strong:
                 wres["strong_source"] = strong
-            if not args.no_fixed_threshold:
+            if not args.no_fixed_threshold and w in WEIGHTINGS:  # the baseline's weightings
                 thr = baseline_threshold(work, seeds, w, args.telescope)
                 # The same network output cut at the baseline's threshold: tells the network's
                 # generalisation apart from that of the dynamic threshold finder.

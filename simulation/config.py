@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from radiofind.errors import RadiofindError
-from radiofind.simulation.imaging import WEIGHTINGS
+from radiofind.simulation.imaging import robust_of
 from radiofind.simulation.ms import Observation
 from radiofind.simulation.noise import visibility_sigma
 from radiofind.simulation.sky import (
@@ -60,10 +60,8 @@ def _number(name: str, value: Any, *, integer: bool = False, minimum: float | No
 def _weightings(value: Any) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else list(value or [])
     names = tuple(str(v).strip().lower() for v in items if str(v).strip())
-    unknown = [n for n in names if n not in WEIGHTINGS]
-    if unknown:
-        raise RadiofindError(
-            f"unknown weighting {unknown[0]!r}; choose from {', '.join(WEIGHTINGS)}")
+    for name in names:
+        robust_of(name)  # an unknown name is refused with the choices
     return tuple(dict.fromkeys(names))  # drop repeats, keep order
 
 

@@ -1,6 +1,7 @@
 """Image a Measurement Set with WSClean at radiofind's named weightings.
 
-"natural" is Briggs robust 1.5 and "uniform" Briggs -1.5, as in DeepSource (section 2.2). Two
+"natural" is Briggs robust 1.5 and "uniform" Briggs -1.5, as in DeepSource (section 2.2);
+"briggs<r>" (e.g. ``briggs-0.5``, ``briggs0``) is Briggs robust r, -2 to 2. Two
 flags are always passed (FACTS.md): ``-data-column DATA`` (an all-zero CORRECTED_DATA would
 otherwise be imaged silently) and ``-use-wgridder`` (WSClean 3.1's default w-stacking gridder lost
 1.4 % of an off-axis source's peak).
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -20,6 +22,26 @@ from radiofind.errors import RadiofindError
 log = logging.getLogger("radiofind.simulation")
 
 WEIGHTINGS = {"natural": 1.5, "uniform": -1.5}  # name -> Briggs robustness
+_BRIGGS = re.compile(r"briggs(-?[0-9]+(?:\.[0-9]+)?)")
+
+
+def robust_of(weighting: str) -> float:
+    """The Briggs robustness of a weighting name: ``natural`` 1.5, ``uniform`` -1.5,
+    ``briggs<r>`` r (from -2 to 2).
+
+    Raises
+    ------
+    RadiofindError
+        Any other name.
+    """
+    if weighting in WEIGHTINGS:
+        return WEIGHTINGS[weighting]
+    match = _BRIGGS.fullmatch(str(weighting))
+    if match and -2.0 <= float(match.group(1)) <= 2.0:
+        return float(match.group(1))
+    raise RadiofindError(f"unknown weighting {weighting!r}; choose from "
+                         f"{', '.join(WEIGHTINGS)} or briggs<r> with r from -2 to 2 "
+                         "(e.g. briggs-0.5)")
 
 
 @dataclass(frozen=True)
@@ -57,9 +79,7 @@ def wsclean_command(ms: str | os.PathLike, name: str, *, weighting: str, size: i
                     auto_mask: float | None = None, super_weight: float = 1.0) -> list[str]:
     """The WSClean command line for one weighting (``auto_mask`` None: no ``-auto-mask``;
     ``super_weight`` 1: no ``-super-weight``)."""
-    if weighting not in WEIGHTINGS:
-        raise RadiofindError(
-            f"unknown weighting {weighting!r}; choose from {', '.join(WEIGHTINGS)}")
+    robust = robust_of(weighting)
     # -make-psf: the PSF (and a fitted beam) also when niter is 0; -no-update-model-required:
     # WSClean would otherwise add a MODEL_DATA column to the MS, growing it for nothing.
     mask = ["-auto-mask", f"{auto_mask:g}"] if auto_mask else []
@@ -70,7 +90,7 @@ def wsclean_command(ms: str | os.PathLike, name: str, *, weighting: str, size: i
             "-no-update-model-required",
             "-size", str(size), str(size), "-scale", f"{scale:.10g}asec",
             "-niter", str(niter), "-auto-threshold", f"{auto_threshold:g}", *mask,
-            "-mgain", f"{mgain:g}", "-weight", "briggs", f"{WEIGHTINGS[weighting]:g}",
+            "-mgain", f"{mgain:g}", "-weight", "briggs", f"{robust:g}",
             *super_weight_opt,
             "-j", str(threads), "-name", name, os.fspath(ms)]
 

@@ -63,11 +63,21 @@ def add_measured_snr(table: Table, image_path: str | os.PathLike, weighting: str
     snr, noise = measure_snr(image, np.asarray(table["x"]), np.asarray(table["y"]),
                              known_sources=True)
     table[f"snr_{weighting}"] = snr
-    table.meta[f"NOISE_{weighting[:2].upper()}"] = (float(noise),
-                                                    f"{weighting} image noise, Jy/beam")
+    table.meta[noise_keyword(weighting)] = (float(noise), f"{weighting} image noise, Jy/beam")
     beam = {"bmaj": image.beam.bmaj * 3600.0, "bmin": image.beam.bmin * 3600.0,
             "bpa": image.beam.bpa}
     return {"noise": float(noise), "beam_arcsec": beam}
+
+
+def noise_keyword(weighting: str) -> str:
+    """The truth header's keyword for a weighting's image noise: ``NOISE_NA``, ``NOISE_UN``, and
+    for ``briggs<r>`` ``NSB`` with r's sign and hundredths (``briggs-0.5``: ``NSBM050``)."""
+    if weighting in ("natural", "uniform"):
+        return f"NOISE_{weighting[:2].upper()}"
+    from radiofind.simulation.imaging import robust_of
+
+    robust = robust_of(weighting)
+    return f"NSB{'M' if robust < 0 else 'P'}{round(abs(robust) * 100):03d}"
 
 
 def write_truth(table: Table, path: str | os.PathLike) -> None:

@@ -611,3 +611,39 @@ def test_uniform_models_warn_on_images_of_another_field_of_view(tmp_path, random
                    negatives=True)
         said = [r for r in caplog.records if "field of view" in r.getMessage()]
         assert len(said) == (1 if warned else 0), [r.getMessage() for r in said]
+
+
+def test_the_header_weighting_chooses_where_the_beam_lies_between_the_models(caplog):
+    """Briggs robust 0.5 (MeerKAT 12", ASKAP 13"): between the models' beams or on the uniform
+    one's edge, but natural-like; the header's weighting picks the natural model, with a warning
+    where the beam lies outside its range. Robust 0 names no weighting: the beam decides."""
+    import logging
+
+    from radiofind.detect.models import bundled_models, select_model
+
+    models = bundled_models()
+    mk_uni_hi = models["meerkat-uniform"].beam_range_arcsec()[1]
+    mk_nat_lo = models["meerkat-natural"].beam_range_arcsec()[0]
+    gap = (mk_uni_hi + mk_nat_lo) / 2
+    with pytest.raises(RadiofindError, match="no bundled model matches"):
+        select_model("MeerKAT", gap, gap / 1.5, "Briggs'(0)")
+    with caplog.at_level(logging.WARNING, logger="radiofind.detect"):
+        chosen, why = select_model("MeerKAT", gap, gap / 1.5, "Briggs'(0.5)")
+    assert chosen.name == "meerkat-natural" and "natural weighting" in why
+    assert "outside" in caplog.text and "Briggs'(0.5)" in caplog.text
+    # ASKAP robust 0.5: the beam is still inside the uniform model's range; the header wins.
+    ask_uni_hi = models["askap-uniform"].beam_range_arcsec()[1]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="radiofind.detect"):
+        chosen, _ = select_model("ASKAP", ask_uni_hi * 0.99, ask_uni_hi * 0.99 / 1.5,
+                                 "Briggs'(0.5)")
+        assert chosen.name == "askap-natural"
+        assert select_model("ASKAP", ask_uni_hi * 0.99, ask_uni_hi * 0.99 / 1.5,
+                            "Briggs'(0)")[0].name == "askap-uniform"
+    # Within the header's own model's range nothing is said.
+    caplog.clear()
+    nat = models["meerkat-natural"]
+    with caplog.at_level(logging.WARNING, logger="radiofind.detect"):
+        assert select_model("MeerKAT", nat.trained_beam_arcsec, nat.trained_beam_arcsec / 1.5,
+                            "Briggs'(1.5)")[0].name == "meerkat-natural"
+    assert caplog.text == ""

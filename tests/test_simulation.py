@@ -296,7 +296,8 @@ TINY = dict(size=256, scale=2.0, synthesis_time=0.1, integration_time=60.0, n_ch
     ({"skip_imaging": True, "drop_ms": True}, "no data"), ({"weightings": []}, "weighting"),
     ({"bright_source": -5.0}, "bright_source"), ({"auto_mask": 2.0}, "auto_mask"),
     ({"auto_mask": 0.0}, "auto_mask"), ({"super_weight": 0.0}, "super_weight"),
-    ({"super_weight": -0.5}, "super_weight"),
+    ({"super_weight": -0.5}, "super_weight"), ({"weightings": ["briggs3"]}, "briggs<r>"),
+    ({"weightings": ["briggs"]}, "weighting"), ({"weightings": ["briggs-0.5x"]}, "weighting"),
 ])
 def test_simulate_rejects_bad_input_before_work(tmp_path, change, message):
     from radiofind.simulation.run import simulate
@@ -637,3 +638,37 @@ def test_simulate_primary_beam_end_to_end(tmp_path):
     centre, edge = gain > 0.95, gain < 0.75
     ratio = robust_rms(residual[edge] / gain[edge]) / robust_rms(residual[centre] / gain[centre])
     assert ratio == pytest.approx(np.mean(1 / gain[edge]), rel=0.15)
+
+
+@pytest.mark.parametrize("name, robust", [("natural", 1.5), ("uniform", -1.5), ("briggs-0.5", -0.5),
+                                          ("briggs0", 0.0), ("briggs2", 2.0), ("briggs0.25", 0.25)])
+def test_briggs_weightings_reach_wsclean(monkeypatch, name, robust):
+    from radiofind.simulation import imaging
+    from radiofind.simulation.truth import noise_keyword
+
+    monkeypatch.setattr(imaging, "find_wsclean", lambda: "wsclean")
+    cmd = imaging.wsclean_command("x.ms", "n", weighting=name, size=64, scale=2.0, niter=10,
+                                  auto_threshold=1.0, mgain=0.8, threads=1)
+    i = cmd.index("-weight")
+    assert cmd[i + 1] == "briggs" and float(cmd[i + 2]) == robust
+    assert _config(weightings=f"natural,{name}").weightings == tuple(dict.fromkeys(
+        ["natural", name]))
+    key = noise_keyword(name)
+    assert len(key) <= 8 and key.replace("_", "").isalnum() and key.isupper()
+    assert noise_keyword("briggs0.25") != noise_keyword("briggs0.2")  # hundredths kept apart
+
+
+@needs_wsclean
+def test_simulate_a_briggs_weighting(tmp_path):
+    """A robust-0 image lies between the natural and uniform ones: its beam and its noise."""
+    from radiofind.simulation.run import simulate
+
+    summary = simulate(outdir=tmp_path / "out", seed=2, drop_ms=True,
+                       weightings=["natural", "briggs0", "uniform"], **TINY)
+    assert (tmp_path / "out" / "briggs0-image.fits").is_file()
+    beams = {w: summary["images"][w]["beam_arcsec"]["bmaj"] for w in summary["images"]}
+    noise = {w: summary["images"][w]["noise"] for w in summary["images"]}
+    assert beams["uniform"] < beams["briggs0"] < beams["natural"]
+    assert noise["natural"] < noise["briggs0"] < noise["uniform"]
+    truth = Table.read(tmp_path / "out" / "truth.fits")
+    assert "snr_briggs0" in truth.colnames and truth.meta["NSBP000"] == pytest.approx(noise["briggs0"], rel=1e-12)
