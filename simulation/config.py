@@ -89,6 +89,7 @@ class SimulationConfig:
     mgain: float
     super_weight: float  # WSClean -super-weight (1: its default)
     primary_beam: bool  # sources attenuated by the telescope's beam; <w>-image-pb.fits written
+    phase_error: float  # antenna-based phase errors on the sky's visibilities, deg rms (0: none)
     image: bool  # not skip_imaging
     keep_ms: bool  # not drop_ms
     seed: int
@@ -156,6 +157,7 @@ class SimulationConfig:
             mgain=_number("mgain", p["mgain"], above=0),
             super_weight=_number("super_weight", p.get("super_weight", 1.0), above=0),
             primary_beam=bool(p.get("primary_beam", False)),
+            phase_error=_number("phase_error", p.get("phase_error") or 0.0, minimum=0),
             image=image, keep_ms=not p["drop_ms"],
             seed=_number("seed", p["seed"], integer=True, minimum=0),
             threads=threads or os.cpu_count() or 1, overwrite=bool(p["overwrite"]))
@@ -207,6 +209,11 @@ class SimulationConfig:
         """The thermal noise's generator: seeded by ``seed`` but a stream apart from the sky's."""
         return np.random.default_rng([self.seed, 1])
 
+    def gain_rng(self) -> np.random.Generator:
+        """The phase errors' generator: a stream of its own, so the noise is that of ``seed``
+        with or without them."""
+        return np.random.default_rng([self.seed, 3])
+
     def truth_meta(self) -> dict:
         """FITS header keywords of the truth catalogue."""
         obs = self.observation
@@ -220,6 +227,8 @@ class SimulationConfig:
                 "SIGVIS": (self.sigma_vis, "noise per visibility re/im, Jy"),
                 **({"BRIGHTSN": (self.bright_source, "SNR of the bright source (last row)")}
                    if self.bright_source else {}),
+                **({"PHASEERR": (self.phase_error, "antenna phase errors, deg rms")}
+                   if self.phase_error else {}),
                 **({"PBMODEL": (obs.telescope.beam_shape, "primary beam shape (column pb)"),
                     "PBFWHM": (obs.telescope.beam_fwhm_deg(obs.frequency) * 60.0,
                                "primary beam FWHM, arcmin")} if self.primary_beam else {})}

@@ -105,13 +105,41 @@ def predict_point_sources(uvw: np.ndarray, freqs: np.ndarray, model: np.ndarray,
                      divide_by_n=False, nthreads=int(threads))
 
 
+PHASE_TIMESCALE = 1800.0  # s: correlation time of the antenna phase errors
+
+
+def antenna_phases(tab, phase_error_deg: float, rng: np.random.Generator,
+                   timescale: float = PHASE_TIMESCALE) -> np.ndarray:
+    """Per-row gain factors ``exp(i (phi_p - phi_q))`` of antenna-based phase errors.
+
+    Each antenna's phase drifts as a stationary Gaussian (first-order autoregressive) process
+    over the MS's integrations, ``phase_error_deg`` rms, with correlation time ``timescale``
+    seconds: errors that calibration leaves change slowly, and slowly changing errors put a
+    bright source's artefacts near it rather than spreading them over the image as noise.
+    """
+    times, t_index = np.unique(tab.getcol("TIME"), return_inverse=True)
+    ant1, ant2 = tab.getcol("ANTENNA1"), tab.getcol("ANTENNA2")
+    n_ant = int(max(ant1.max(), ant2.max())) + 1
+    sigma = np.radians(phase_error_deg)
+    phi = np.empty((len(times), n_ant))
+    phi[0] = rng.normal(0.0, sigma, n_ant)
+    for k in range(1, len(times)):
+        rho = np.exp(-(times[k] - times[k - 1]) / timescale)
+        phi[k] = rho * phi[k - 1] + np.sqrt(1.0 - rho**2) * rng.normal(0.0, sigma, n_ant)
+    return np.exp(1j * (phi[t_index, ant1] - phi[t_index, ant2]))
+
+
 def fill_ms(path: str | os.PathLike, sky: PointSky, *, size: int, scale: float, sigma: float,
-            rng: np.random.Generator, threads: int = 1, max_samples: int = 4_000_000) -> None:
+            rng: np.random.Generator, threads: int = 1, max_samples: int = 4_000_000,
+            phase_error: float = 0.0, gain_rng: np.random.Generator | None = None) -> None:
     """Write DATA = sky + thermal noise, and SIGMA/WEIGHT, into a Measurement Set.
 
     XX and YY carry the Stokes I flux (an unpolarised source: I = (XX + YY) / 2), XY and YX none;
-    every correlation gets independent noise of ``sigma`` (re and im). Rows are processed in
-    chunks of at most ``max_samples`` row x channel samples (about 64 bytes each in memory).
+    every correlation gets independent noise of ``sigma`` (re and im). ``phase_error`` (degrees
+    rms, 0: none) corrupts the sky's visibilities, not the noise, with antenna-based phase errors
+    drawn by ``gain_rng`` (:func:`antenna_phases`): what calibration leaves, which a bright
+    source spreads over the image as artefacts. Rows are processed in chunks of at most
+    ``max_samples`` row x channel samples (about 64 bytes each in memory).
     """
     from casacore.tables import table
 
@@ -122,11 +150,14 @@ def fill_ms(path: str | os.PathLike, sky: PointSky, *, size: int, scale: float, 
     with table(os.fspath(path), readonly=False, ack=False) as tab:
         nrow = tab.nrows()
         ncorr = tab.getcell("DATA", 0).shape[1]
+        gains = antenna_phases(tab, phase_error, gain_rng) if phase_error else None
         step = max(1, max_samples // len(freqs))
         for start in range(0, nrow, step):
             n = min(step, nrow - start)
             uvw = tab.getcol("UVW", startrow=start, nrow=n)
             stokes_i = predict_point_sources(uvw, freqs, model, scale, threads=threads)
+            if gains is not None:
+                stokes_i = stokes_i * gains[start:start + n, None]
             data = np.zeros((n, len(freqs), ncorr), dtype=np.complex64)
             data[:, :, 0] = stokes_i
             data[:, :, ncorr - 1] = stokes_i

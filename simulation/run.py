@@ -41,7 +41,7 @@ def simulate(*, outdir: str | os.PathLike, telescope: str = "meerkat", ra: str =
              scale: float = 1.5, weightings: Sequence[str] = ("natural", "uniform"),
              niter: int = 10000, auto_threshold: float = 3.0, auto_mask: float | None = None,
              mgain: float = 0.8, super_weight: float = 1.0, primary_beam: bool = False,
-             skip_imaging: bool = False,
+             phase_error: float | None = None, skip_imaging: bool = False,
              drop_ms: bool = False, seed: int = 1, threads: int = 0,
              overwrite: bool = False) -> dict:
     """Simulate an observation of a point-source sky and image it.
@@ -59,7 +59,10 @@ def simulate(*, outdir: str | os.PathLike, telescope: str = "meerkat", ra: str =
     the primary-beam-corrected images ``<w>-image-pb.fits`` (image over the beam's gain, whose
     noise rises away from the pointing) and the gain itself, ``pb.fits``, beside the usual ones.
     The truth's ``snr_<w>`` are measured in the uncorrected images: a source's SNR against the
-    noise where it lies.
+    noise where it lies. ``phase_error`` (degrees rms; None or 0: off) corrupts the sky's
+    visibilities with antenna-based phase errors, one per antenna and integration, as
+    calibration leaves them (truth header ``PHASEERR``): around a bright source they make
+    artefacts that CLEAN cannot remove.
 
     Writes into ``outdir``: ``sim.ms`` (unless ``drop_ms``), ``truth.fits``, ``<w>-image.fits``,
     ``<w>-residual.fits``, ``<w>-psf.fits`` for each weighting ``w`` (unless ``skip_imaging``),
@@ -119,7 +122,8 @@ def _run(cfg: SimulationConfig, sky, stage, timings: dict[str, float]) -> dict:
     t0 = time.perf_counter()
     log.info("predicting %d sources and adding thermal noise", len(sky))
     fill_ms(ms_path, sky, size=cfg.size, scale=cfg.scale, sigma=cfg.sigma_vis,
-            rng=cfg.noise_rng(), threads=cfg.threads)
+            rng=cfg.noise_rng(), threads=cfg.threads, phase_error=cfg.phase_error,
+            gain_rng=cfg.gain_rng())
     timings["predict_noise"] = time.perf_counter() - t0
 
     truth = truth_table(sky, cfg.truth_meta())

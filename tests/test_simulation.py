@@ -298,6 +298,7 @@ TINY = dict(size=256, scale=2.0, synthesis_time=0.1, integration_time=60.0, n_ch
     ({"auto_mask": 0.0}, "auto_mask"), ({"super_weight": 0.0}, "super_weight"),
     ({"super_weight": -0.5}, "super_weight"), ({"weightings": ["briggs3"]}, "briggs<r>"),
     ({"weightings": ["briggs"]}, "weighting"), ({"weightings": ["briggs-0.5x"]}, "weighting"),
+    ({"phase_error": -1.0}, "phase_error"),
 ])
 def test_simulate_rejects_bad_input_before_work(tmp_path, change, message):
     from radiofind.simulation.run import simulate
@@ -672,3 +673,56 @@ def test_simulate_a_briggs_weighting(tmp_path):
     assert noise["natural"] < noise["briggs0"] < noise["uniform"]
     truth = Table.read(tmp_path / "out" / "truth.fits")
     assert "snr_briggs0" in truth.colnames and truth.meta["NSBP000"] == pytest.approx(noise["briggs0"], rel=1e-12)
+
+
+def test_antenna_phases_drift_as_asked():
+    """One phase per antenna and integration, of the asked rms, correlated over the timescale;
+    each row gets exp(i (phi_p - phi_q)); autocorrelation-free rows' factors have unit modulus."""
+    from radiofind.simulation.predict import antenna_phases
+
+    n_ant, n_t, dt = 40, 400, 60.0
+    a1, a2 = np.triu_indices(n_ant, 1)
+    rows = dict(TIME=np.repeat(np.arange(n_t) * dt, len(a1)), ANTENNA1=np.tile(a1, n_t),
+                ANTENNA2=np.tile(a2, n_t))
+
+    class Tab:
+        def getcol(self, name):
+            return rows[name]
+
+    g = antenna_phases(Tab(), 5.0, np.random.default_rng(1), timescale=1800.0)
+    assert g.shape == (n_t * len(a1),) and np.allclose(np.abs(g), 1.0)
+    # Recover the antenna phases from the rows with antenna 0 (phi_0 - phi_q) and 1.
+    diff = np.angle(g.reshape(n_t, len(a1)))
+    d01 = diff[:, 0]  # phi_0 - phi_1 per integration: rms 5 * sqrt(2) degrees
+    assert np.degrees(d01.std()) == pytest.approx(5.0 * np.sqrt(2), rel=0.35)
+    # Correlated over 30 min: successive integrations (1 min) nearly equal, 1 h apart much less.
+    step = np.corrcoef(d01[:-1], d01[1:])[0, 1]
+    far = np.corrcoef(d01[:-60], d01[60:])[0, 1]
+    assert step > 0.9 and far < step - 0.3
+    again = antenna_phases(Tab(), 5.0, np.random.default_rng(1), timescale=1800.0)
+    assert np.array_equal(g, again)
+
+
+@needs_wsclean
+def test_phase_errors_leave_the_noise_and_sky_alone_and_corrupt_only_the_sources(tmp_path):
+    from radiofind.simulation.run import simulate
+
+    kw = dict(TINY, seed=4, skip_imaging=True, n_sources=3, snr_scale=50.0)
+    simulate(outdir=tmp_path / "clean", **kw)
+    simulate(outdir=tmp_path / "err", phase_error=5.0, **kw)
+    simulate(outdir=tmp_path / "noise", phase_error=5.0, **{**kw, "n_sources": 0})
+    simulate(outdir=tmp_path / "noise0", **{**kw, "n_sources": 0})
+    with casacore_tables.table(str(tmp_path / "clean" / "sim.ms"), ack=False) as a, \
+            casacore_tables.table(str(tmp_path / "err" / "sim.ms"), ack=False) as b, \
+            casacore_tables.table(str(tmp_path / "noise" / "sim.ms"), ack=False) as c, \
+            casacore_tables.table(str(tmp_path / "noise0" / "sim.ms"), ack=False) as d:
+        clean, err, noise = a.getcol("DATA"), b.getcol("DATA"), d.getcol("DATA")
+        assert np.array_equal(c.getcol("DATA"), noise)  # no sky: nothing to corrupt
+        assert not np.allclose(clean, err)
+        # The noise is the same stream in all four: the sky's part changes phase, not modulus.
+        np.testing.assert_allclose(np.abs(err - noise), np.abs(clean - noise), rtol=1e-3,
+                                   atol=1e-6)
+    assert Table.read(tmp_path / "err" / "truth.fits").meta["PHASEERR"] == 5.0
+    assert "PHASEERR" not in Table.read(tmp_path / "clean" / "truth.fits").meta
+    sky_clean = Table.read(tmp_path / "clean" / "truth.fits")
+    assert np.array_equal(sky_clean["flux"], Table.read(tmp_path / "err" / "truth.fits")["flux"])

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from radiofind.detect.artefacts import BRIGHT_SNR, DEFAULT_K, artefacts, bright_sources
 from radiofind.errors import RadiofindError
 from radiofind.io.catalog import (
     check_formats,
@@ -164,7 +165,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
            whiten_snr: float | None = None, symmetries: int | None = None,
            taper: float | None = None, taper_snr: float | None = None,
            shape_cut: float | None = None, shape_snr: float | None = None,
-           negatives: bool = False,
+           artefact_check: float | None = None, negatives: bool = False,
            formats=("fits", "csv", "ds9", "crtf"), overwrite: bool = False) -> dict:
     """Detect point sources in ``image`` and write the catalogue and the output map.
 
@@ -182,7 +183,8 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
             confirm_snr: float, psf: str | None, whiten_snr: float | None,
             symmetries: int | None, taper: float | None,
             taper_snr: float | None, shape_cut: float | None, shape_snr: float | None,
-            negatives: bool, formats, overwrite: bool, negate: bool = False,
+            artefact_check: float | None, negatives: bool, formats, overwrite: bool,
+            negate: bool = False,
             whitened: Image | None = None) -> dict:
     """:func:`detect`; ``negate``: search the image (and the confirming one) times -1, for
     --negatives (the search, its checks and its threshold as given, nothing printed);
@@ -221,6 +223,10 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
         check_symmetries(symmetries)
     if noise not in ("global", "local"):
         raise RadiofindError(f"noise must be 'global' or 'local', got {noise!r}")
+    k_artefact = DEFAULT_K if artefact_check is None else float(artefact_check)
+    if not (math.isfinite(k_artefact) and k_artefact >= 0):
+        raise RadiofindError(f"--artefact-check must be a number >= 0 (0: off), got "
+                             f"{artefact_check}")
     t0 = time.perf_counter()
     img = open_image(image, chunk=chunk)
     other = None
@@ -454,6 +460,23 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
                 log.warning("%d detections lie outside %s (or on its blanks) and are kept "
                             "unconfirmed: the confirmation image should cover the searched one",
                             n_outside, confirm_name)
+        n_artefacts = 0
+        if k_artefact > 0 and len(x):
+            # Calibration artefacts mirror a negative peak through the bright source
+            # (radiofind.detect.artefacts); the |value| peaks serve the negated search too.
+            typical = float(np.median(np.atleast_1d(src_noise)))
+            bright = bright_sources(img.data, typical, img.beam_pixels)
+            if len(bright[0]):
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    det_snr = pixel_values(img.pixels, x, y) / src_noise
+                flagged, mirror = artefacts(img.pixels, x, y, det_snr, src_noise, bright,
+                                            img.beam_pixels, k_artefact)
+                extra["mirror_snr"] = mirror
+                x, y, src_noise, extra = _kept(~flagged, x, y, src_noise, extra)
+                n_artefacts = int(flagged.sum())
+                log.info("%d detections dropped as artefacts of %d source(s) above SNR %g: the "
+                         "image at their mirror point through it reads at most -%g times their "
+                         "SNR", n_artefacts, len(bright[0]), BRIGHT_SNR, k_artefact)
         table = make_catalog(img, x, y, src_noise, finder="radiofind", extra=extra)
         if noise == "local":
             table["rms"] = src_noise
@@ -469,6 +492,7 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
             table.meta["DELTAMAX"] = tbd["delta_max"]
         if negate:
             table.meta["NEGATED"] = (True, "the image times -1 searched")
+        table.meta["ARTEFK"] = (float(k_artefact), "artefact check's k (0: off)")
         if taper_fwhm > 0:
             table.meta.update({"TAPER": taper_fwhm, "TAPERSNR": float(tbd["taper_snr"])})
         if shape is not None:
@@ -508,6 +532,7 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
                "n_shape_dropped": n_shape,
                "confirmed_by": confirm_name if other is not None else None,
                "n_unconfirmed": n_unconfirmed, "n_outside_confirmation": n_outside,
+               "artefact_check": k_artefact, "n_artefacts": n_artefacts,
                "negatives": negative,
                "catalog": str(Path(outdir) / names.get("fits", names[formats[0]])),
                "map": str(Path(outdir) / map_name), "chunk": chunk,
