@@ -4,8 +4,8 @@ Columns: ``id``, ``ra``, ``dec`` (deg), ``flux`` (Jy), ``x``, ``y`` (0-based pix
 images), ``snr_input`` (the drawn SNR: flux over the theoretical natural-weight noise), ``pb``
 (the primary beam's gain at the source, with ``simulate --primary-beam`` only: the images see
 ``flux * pb``) and, per weighting imaged, ``snr_<weighting>``: the restored image's value at the
-source's pixel over that image's noise, measured by :func:`radiofind.noise.measure_snr` with the sources masked - the one
-definition of SNR that detections are scored with too.
+source's pixel over that image's noise, measured by :func:`radiofind.noise.measure_snr` with the
+sources masked - the one definition of SNR that detections are scored with too.
 """
 
 from __future__ import annotations

@@ -672,7 +672,8 @@ def test_simulate_a_briggs_weighting(tmp_path):
     assert beams["uniform"] < beams["briggs0"] < beams["natural"]
     assert noise["natural"] < noise["briggs0"] < noise["uniform"]
     truth = Table.read(tmp_path / "out" / "truth.fits")
-    assert "snr_briggs0" in truth.colnames and truth.meta["NSBP000"] == pytest.approx(noise["briggs0"], rel=1e-12)
+    assert "snr_briggs0" in truth.colnames
+    assert truth.meta["NSBP000"] == pytest.approx(noise["briggs0"], rel=1e-12)
 
 
 def test_antenna_phases_drift_as_asked():
