@@ -43,6 +43,13 @@ def test_bright_sources_are_the_absolute_peaks_one_per_source():
     x2, y2, snr2 = bright_sources(-data, NOISE, BEAM)  # the image times -1: the same source
     assert (x2.tolist(), y2.tolist()) == ([c], [c]) and snr2[0] == pytest.approx(snr[0])
     assert len(bright_sources(data, NOISE, BEAM, least=2000)[0]) == 0
+    # Found block by block: a source on the corner of four 64-pixel blocks, and a second one.
+    import dask.array as da
+
+    two = data + _gauss(256, 64, 64, 500 * NOISE)
+    xb, yb, sb = bright_sources(da.from_array(two, chunks=64), NOISE, BEAM)
+    assert sorted(zip(xb.tolist(), yb.tolist())) == [(64.0, 64.0), (c, c)]
+    assert np.allclose(sorted(sb), sorted(bright_sources(two, NOISE, BEAM)[2]))
 
 
 def test_artefacts_are_the_detections_with_a_negative_mirror():

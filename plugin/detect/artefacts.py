@@ -39,25 +39,39 @@ DEFAULT_K = 0.8
 def bright_sources(data, noise: float, beam_pixels: float, *, least: float = BRIGHT_SNR
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Positions (x, y) and SNRs of the peaks of ``|data|`` at least ``least`` times ``noise``,
-    one per source: pixels above it within two beams of a brighter one belong to that one."""
+    one per source: the local maxima over two-beam windows, found block by block (dask
+    ``map_overlap``, so a survey image is never held whole), and of those within two beams of
+    each other the brightest."""
     import dask.array as da
+    from scipy import ndimage
 
     arr = data if hasattr(data, "dask") else da.from_array(np.asarray(data))
     level = least * noise
-    strong = da.where(da.isfinite(arr), da.fabs(arr), 0.0) >= level
-    yx = np.asarray(da.argwhere(strong).compute())
+    empty = np.empty(0), np.empty(0), np.empty(0)
+    if not float(da.nanmax(da.fabs(arr)).compute()) >= level:  # most images: one cheap pass
+        return empty
+    size = 2 * int(beam_pixels) + 1
+
+    def peaks(block: np.ndarray) -> np.ndarray:
+        a = np.where(np.isfinite(block), np.abs(block), 0.0)
+        return (a >= level) & (a == ndimage.maximum_filter(a, size=size, mode="constant"))
+
+    depth = min(size // 2 + 1, *(min(c) for c in arr.chunks))
+    mask = arr.map_overlap(peaks, depth=depth, boundary=0.0, dtype=bool,
+                           meta=np.empty((0, 0), dtype=bool))
+    yx = np.asarray(da.argwhere(mask).compute())
     if not len(yx):
-        return np.empty(0), np.empty(0), np.empty(0)
+        return empty
     values = np.abs(np.asarray(arr.vindex[yx[:, 0], yx[:, 1]].compute(), dtype=float))
     order = np.argsort(values)[::-1]
     yx, values = yx[order], values[order]
-    taken: list[int] = []
+    keep = np.ones(len(values), dtype=bool)
     radius2 = (2.0 * beam_pixels) ** 2
-    for i in range(len(values)):
-        if all((yx[i, 0] - yx[j, 0]) ** 2 + (yx[i, 1] - yx[j, 1]) ** 2 > radius2 for j in taken):
-            taken.append(i)
-    sel = np.asarray(taken)
-    return yx[sel, 1].astype(float), yx[sel, 0].astype(float), values[sel] / noise
+    for i in range(len(values)):  # the peaks are few: one per source and two beams
+        if keep[i]:
+            d2 = ((yx[i + 1:] - yx[i]) ** 2).sum(axis=1)
+            keep[i + 1:] &= d2 > radius2
+    return yx[keep, 1].astype(float), yx[keep, 0].astype(float), values[keep] / noise
 
 
 def artefacts(pixels, x, y, snr, noise, bright: tuple[np.ndarray, np.ndarray, np.ndarray],
