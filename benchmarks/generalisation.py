@@ -28,10 +28,11 @@ Variants share the fields' seeds, so each is the baseline sky changed in one way
 - `strong source`: one extra source of SNR 2000 (simulate --bright-source; the other sources
   are those of the baseline). Reported too: whether it was found, and the unmatched detections
   within 10 beams of it, beside the same count at the same position in the baseline image.
-- `strong-phase-3`: the strong source's fields with antenna-based phase errors of 3° rms that
-  drift over 30 min (simulate --phase-error 3), as calibration leaves them: around the source
-  they make artefacts of up to ~6σ that CLEAN cannot remove, the real images' main source of
-  false detections near bright sources. Reported as for the strong source.
+- `strong-phase-1`, `strong-phase-3`: the strong source's fields with antenna-based phase
+  errors of 1° and 3° rms that drift over 30 min (simulate --phase-error), as calibration leaves
+  them: around the source they make artefacts (at 3°, up to ~6σ) that CLEAN cannot remove, the
+  real images' main source of false detections near bright sources. Reported as for the strong
+  source.
 - `robust-0.5`, `robust0`, `robust0.5`, `robust1`: the baseline imaged at Briggs robust -0.5,
   0, 0.5 and 1 (simulate --weightings briggs<r>), which users pick more often than the training
   images' ±1.5. detect picks the model from the beam; where it refuses (MeerKAT robust 0.5 falls
@@ -107,8 +108,9 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "deep-clean": ("deep cleaning: auto-threshold 1", {"auto_threshold": 1.0}),
     "auto-mask": ("auto-mask 5, auto-threshold 1", {"auto_mask": 5.0, "auto_threshold": 1.0}),
     "strong-source": ("one extra source of SNR 2000", {"bright_source": 2000.0}),
-    "strong-phase-3": ("the SNR-2000 source with 3° rms antenna phase errors (30-min drift)",
-                       {"bright_source": 2000.0, "phase_error": 3.0}),
+    **{f"strong-phase-{e}": (f"the SNR-2000 source with {e}° rms antenna phase errors "
+                             "(30-min drift)", {"bright_source": 2000.0, "phase_error": float(e)})
+       for e in (1, 3)},
     **{f"robust{r}": (f"Briggs robust {r} (WSClean -weight briggs {r}) instead of ±1.5",
                       {"weightings": [f"briggs{r}"]}) for r in ("-0.5", "0", "0.5", "1")},
     "pb-corrected": ("2048² at 1.5\", primary-beam corrected: noise x1.6 (MeerKAT) and x1.5 "
