@@ -1,5 +1,6 @@
 """The artefact check (radiofind.detect.artefacts): a bright source's calibration artefacts come
-in +/- pairs mirrored through it; true sources have no such mirror."""
+in +/- pairs mirrored through it, which the image plus its reflection through the source cancels;
+true sources keep their height in that sum."""
 
 from __future__ import annotations
 
@@ -52,29 +53,65 @@ def test_bright_sources_are_the_absolute_peaks_one_per_source():
     assert np.allclose(sorted(sb), sorted(bright_sources(two, NOISE, BEAM)[2]))
 
 
-def test_artefacts_are_the_detections_with_a_negative_mirror():
-    from radiofind.detect.artefacts import artefacts, bright_sources
+def test_artefacts_are_the_detections_the_reflection_cancels():
+    from radiofind.detect.artefacts import DEFAULT_T, artefacts, bright_sources
 
     data, c, pairs, true = _field()
+    # A true source of SNR 6 on a pair's positive twin (its mirror a trough of -12): the sum
+    # keeps its 6; and two true sources mirror images of each other through the bright one.
+    data = data + _gauss(256, c + 30, c - 45, 18 * NOISE) - _gauss(256, c - 30, c + 45,
+                                                                   12 * NOISE)
+    data = data + _gauss(256, c - 80, c - 40, 8 * NOISE) + _gauss(256, c + 80, c + 40, 8 * NOISE)
+    true = true + [(c + 30, c - 45), (c - 80, c - 40), (c + 80, c + 40)]
     x = np.array([p[0] for p in pairs + true], float)
     y = np.array([p[1] for p in pairs + true], float)
     snr = data[y.astype(int), x.astype(int)] / NOISE
     bright = bright_sources(data, NOISE, BEAM)
-    flagged, mirror = artefacts(data, x, y, snr, NOISE, bright, BEAM, 0.8)
+    flagged, mirror, sum_z = artefacts(data, x, y, snr, NOISE, bright, BEAM, DEFAULT_T)
     assert flagged.tolist() == [True] * len(pairs) + [False] * len(true)
-    assert np.all(mirror[:len(pairs)] < -0.8 * snr[:len(pairs)])
-    assert np.all(np.abs(mirror[len(pairs):]) < 4)  # noise at a true source's mirror
+    n = len(pairs)
+    assert np.all(mirror[:n] < -0.8 * snr[:n])  # the twin's trough, in units of the noise
+    assert np.all(np.abs(sum_z[:n]) < DEFAULT_T) and np.all(sum_z[n:] > 3)
+    assert mirror[n + 3] < -10 and np.all(mirror[n + 4:] > 5)
     # Bright detections (a tenth of the source or more) and those near it are not checked.
-    flagged, mirror = artefacts(data, x, y, np.full(x.shape, 150.0), NOISE, bright, BEAM, 0.8)
-    assert not flagged.any() and np.isnan(mirror).all()
-    near = artefacts(data, [c + 5.0], [c], [8.0], NOISE, bright, BEAM, 0.8)[1]
+    flagged, mirror, sum_z = artefacts(data, x, y, np.full(x.shape, 150.0), NOISE, bright, BEAM,
+                                       DEFAULT_T)
+    assert not flagged.any() and np.isnan(mirror).all() and np.isnan(sum_z).all()
+    near = artefacts(data, [c + 5.0], [c], [8.0], NOISE, bright, BEAM, DEFAULT_T)[1]
     assert np.isnan(near).all()
     # A mirror point off the image reads NaN and flags nothing; no bright source, nothing done.
     off = artefacts(data, [5.0], [5.0], [8.0], NOISE, (np.array([200.0]), np.array([200.0]),
-                                                       np.array([1000.0])), BEAM, 0.8)
+                                                       np.array([1000.0])), BEAM, DEFAULT_T)
     assert not off[0].any() and np.isnan(off[1]).all()
-    none = artefacts(data, x, y, snr, NOISE, (np.empty(0),) * 3, BEAM, 0.8)
+    none = artefacts(data, x, y, snr, NOISE, (np.empty(0),) * 3, BEAM, DEFAULT_T)
     assert not none[0].any()
+    # A looser mirror cut flags the source on the twin too; a stricter sum cut still keeps it.
+    k = n + 3
+    assert artefacts(data, x[k:k + 1], y[k:k + 1], snr[k:k + 1], NOISE, bright, BEAM, 10.0,
+                     mirror_sigma=1.0)[0].all()
+
+
+def test_ring_spreads_measure_what_the_reflection_leaves():
+    """On noise the sum's spread is sqrt(2) times the image's; an odd artefact pattern around
+    the source raises the image's spread and leaves the sum's alone."""
+    from radiofind.detect.artefacts import refined, ring_spreads
+
+    rng = np.random.default_rng(5)
+    size = 400
+    c = (size - 1) / 2  # the reflection below is about the middle of the array
+    noise = rng.normal(0, 1.0, (size, size))
+    odd = rng.normal(0, 3.0, (size, size))
+    odd = odd - odd[::-1, ::-1]  # f(x) - f(2c - x)
+    radii = np.array([20.0, 60.0, 120.0])
+    s_sum, s_img = ring_spreads(noise, c, c, radii, BEAM)
+    assert np.allclose(s_img, 1.0, rtol=0.1) and np.allclose(s_sum, np.sqrt(2), rtol=0.1)
+    a_sum, a_img = ring_spreads(noise + odd, c, c, radii, BEAM)
+    assert np.all(a_img > 3.5) and np.allclose(a_sum, s_sum, rtol=1e-6)
+    # Rings wholly off the image (their mirrors too) give NaN; the centre found to sub-pixel.
+    assert np.isnan(ring_spreads(noise, c, c, np.array([1000.0]), BEAM)[0]).all()
+    img = _gauss(64, 30.3, 31.7, 1.0)
+    xr, yr = refined(-img, np.array([30.0]), np.array([32.0]))  # |value|: a trough as well
+    assert abs(xr[0] - 30.3) < 0.1 and abs(yr[0] - 31.7) < 0.1
 
 
 def test_detect_drops_the_artefacts_and_keeps_the_sources(tmp_path):
@@ -96,7 +133,9 @@ def test_detect_drops_the_artefacts_and_keeps_the_sources(tmp_path):
     assert all(found(t_off, pairs)) and all(found(t_off, true))  # the network sees them all
     assert not any(found(t_on, pairs)) and all(found(t_on, true))
     assert on["n_artefacts"] == len(t_off) - len(t_on) >= len(pairs)
-    assert t_on.meta["ARTEFK"] == 0.8 and t_off.meta["ARTEFK"] == 0
-    assert "mirror_snr" in t_on.colnames and "mirror_snr" not in t_off.colnames
+    assert t_on.meta["ARTEFT"] == 1.5 and t_off.meta["ARTEFT"] == 0
+    assert t_on.meta["ARTEFM"] == 3.0 and "ARTEFM" not in t_off.meta
+    for col in ("mirror_snr", "reflection_z"):
+        assert col in t_on.colnames and col not in t_off.colnames
     with pytest.raises(RadiofindError, match="artefact-check"):
         detect(outdir=str(tmp_path / "bad"), artefact_check=-1, **args)

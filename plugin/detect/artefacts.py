@@ -3,26 +3,37 @@
 Antenna-based phase errors that calibration leaves corrupt each visibility of a source by
 ``exp(i (phi_p - phi_q)) ~ 1 + i (phi_p - phi_q)``: the error term is imaginary, and the Fourier
 transform of an imaginary, Hermitian-conjugated error is odd about the source. Around a bright
-source the image then holds artefacts in pairs, a positive peak at offset ``d`` and a negative one
-of the same height at ``-d``, which CLEAN cannot remove. A true source has no such mirror: the
-image at its mirror point is noise.
+source ``c`` the image then holds artefacts in pairs, a positive peak at offset ``d`` and a
+negative one of the same height at ``-d``, which CLEAN cannot remove. A true source has no such
+mirror: the image at its mirror point is noise.
 
-So a detection whose point mirrored through a bright source reads at most ``-k`` times the
-detection's own SNR is taken for an artefact. Only sources of at least :data:`BRIGHT_SNR` are
-mirrors (their artefacts reach the noise at 1 % errors), only detections fainter than
-:data:`MAX_FRACTION` of that source and farther than :data:`MIN_BEAMS` beams from it are
-checked, and the bright sources are the image's ``|value|`` peaks, so the search of the image
-times -1 (``--negatives``) checks its detections against the same sources.
+So the image plus its point reflection through the source, ``I(x) + I(2c - x)``, holds no
+first-order artefact, while a true source keeps its whole height in it. A detection is taken for
+an artefact when (1) that sum at the detection is below ``t`` times the sum's own spread (robust
+rms) at the same distance from the source, and (2) the image at the mirror point reads at most
+-:data:`MIRROR_SIGMA` times the image's spread there: there is a trough to pair it with. Both
+spreads are measured on a ring around the source (:data:`RING_SAMPLES` points, read at random
+with a fixed seed, within :data:`RING_HALF_WIDTH` beams of the detection's distance), so the test
+adapts to how well the reflection cancels the artefacts there, and to how far they raise the
+noise, whatever noise the detections' SNRs were measured against. Only sources of at least
+:data:`BRIGHT_SNR` are mirrors (their artefacts reach the noise at 1 % errors), only detections
+fainter than :data:`MAX_FRACTION` of that source and farther than :data:`MIN_BEAMS` beams from it
+are checked, and the bright sources are the image's ``|value|`` peaks, placed to sub-pixel
+precision, so the search of the image times -1 (``--negatives``) checks its detections against
+the same sources.
 
-``k`` (detect ``--artefact-check``, default :data:`DEFAULT_K`) was chosen on generalisation fields
-no benchmark reports (seeds 800006-800011 with an SNR-2000 source and 3° rms antenna phase errors,
-``simulate --phase-error 3``, and without the errors): the smallest of 0.5, 0.6, 0.7, 0.8 that
-dropped no true source above SNR 5 at either telescope or weighting.
+``t`` (detect ``--artefact-check``, default :data:`DEFAULT_T`) and :data:`MIRROR_SIGMA` were
+chosen by ``benchmarks/artefact_check.py`` on generalisation fields no benchmark reports (seeds
+800006-800011, six per telescope, with an SNR-2000 source, with 3 and 1 degree rms antenna phase
+errors, ``simulate --phase-error``, and without them): of the settings that dropped no true
+source above SNR 5 at either telescope or weighting, the one that dropped most false detections
+above SNR 5, unless a neighbour dropped nearly as many for half the true faint sources.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 
@@ -33,7 +44,11 @@ log = logging.getLogger("radiofind.detect")
 BRIGHT_SNR = 100.0  # a source whose artefacts are checked for
 MAX_FRACTION = 0.1  # detections brighter than this fraction of the bright source are not checked
 MIN_BEAMS = 1.5  # nor those this close to it
-DEFAULT_K = 0.8
+DEFAULT_T = 1.5  # the reflection's sum below t times its spread (detect --artefact-check)
+MIRROR_SIGMA = 3.0  # and the mirror point at most -this times the image's spread
+RING_SAMPLES = 4000  # points per ring on which the spreads are measured
+RING_HALF_WIDTH = 1.5  # beams
+RING_STEP = 1.1  # successive ring radii's ratio: a detection's ring is the nearest on this grid
 
 
 def bright_sources(data, noise: float, beam_pixels: float, *, least: float = BRIGHT_SNR
@@ -74,24 +89,100 @@ def bright_sources(data, noise: float, beam_pixels: float, *, least: float = BRI
     return yx[keep, 1].astype(float), yx[keep, 0].astype(float), values[keep] / noise
 
 
-def artefacts(pixels, x, y, snr, noise, bright: tuple[np.ndarray, np.ndarray, np.ndarray],
-              beam_pixels: float, k: float) -> tuple[np.ndarray, np.ndarray]:
-    """Which detections at (x, y), of SNR ``snr`` against ``noise`` (scalar or per detection),
-    mirror a negative peak through one of the ``bright`` sources (x, y, SNR), and the most
-    negative mirror SNR each has (NaN where none was checked)."""
+def refined(pixels, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel positions of the ``|value|`` peaks at integer pixels (x, y): the vertex of the
+    parabola through each peak and its two neighbours along each axis (an edge peak stays)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v0 = np.abs(pixel_values(pixels, x, y))
+
+        def shift(a, b):
+            a, b = np.abs(a), np.abs(b)
+            step = 0.5 * (a - b) / (a - 2 * v0 + b)
+            return np.where(np.isfinite(step), np.clip(step, -0.5, 0.5), 0.0)
+
+        return (x + shift(pixel_values(pixels, x - 1, y), pixel_values(pixels, x + 1, y)),
+                y + shift(pixel_values(pixels, x, y - 1), pixel_values(pixels, x, y + 1)))
+
+
+def _spread(values: np.ndarray) -> float:
+    """Robust rms (1.4826 median absolute deviation) of the finite values; NaN below 50."""
+    values = values[np.isfinite(values)]
+    if values.size < 50:
+        return math.nan
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+def ring_spreads(pixels, cx: float, cy: float, radii: np.ndarray, beam_pixels: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Robust rms of ``I(x) + I(2c - x)`` and of ``I(x)`` on rings around ``c`` = (cx, cy) of the
+    given radii (pixels), each :data:`RING_HALF_WIDTH` beams wide either side, from
+    :data:`RING_SAMPLES` points (fixed seed) where both the point and its mirror lie on the
+    image; NaN where fewer than 50 do."""
+    rng = np.random.default_rng(0)
+    radii = np.asarray(radii, float)
+    n = RING_SAMPLES
+    r = radii[:, None] + rng.uniform(-1, 1, (radii.size, n)) * RING_HALF_WIDTH * beam_pixels
+    r = np.maximum(r, 0.5 * beam_pixels)  # not the source itself
+    theta = rng.uniform(0, 2 * np.pi, (radii.size, n))
+    px, py = cx + r * np.cos(theta), cy + r * np.sin(theta)
+    a = pixel_values(pixels, px.ravel(), py.ravel()).reshape(px.shape)
+    b = pixel_values(pixels, (2 * cx - px).ravel(), (2 * cy - py).ravel()).reshape(px.shape)
+    return (np.array([_spread(row) for row in a + b]),
+            np.array([_spread(np.where(np.isfinite(rb), ra, np.nan))
+                      for ra, rb in zip(a, b, strict=True)]))
+
+
+def artefact_statistics(pixels, x, y, snr, noise,
+                        bright: tuple[np.ndarray, np.ndarray, np.ndarray], beam_pixels: float
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each detection at (x, y), of SNR ``snr`` against ``noise`` (scalar or per detection),
+    and the ``bright`` source (x, y, SNR) it is most artefact-like about: the image at its mirror
+    point over ``noise`` (the mirror SNR), the reflection's sum at it over that sum's spread on
+    the ring (``sum_z``), and the mirror point over the image's spread there (``mirror_z``).
+    NaN where no source checks the detection (too near, too bright, or the mirror off the
+    image)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     snr = np.asarray(snr, float)
     noise = np.broadcast_to(np.asarray(noise, float), x.shape)
-    mirror = np.full(x.shape, np.nan)
-    for bx, by, bsnr in zip(*bright, strict=True):
-        far = np.hypot(x - bx, y - by) > MIN_BEAMS * beam_pixels
-        check = far & (snr < MAX_FRACTION * bsnr)
+    mirror, sum_z, mirror_z = (np.full(x.shape, np.nan) for _ in range(3))
+    if not x.size or not len(bright[0]):
+        return mirror, sum_z, mirror_z
+    here = pixel_values(pixels, x, y)
+    cxs, cys = refined(pixels, bright[0], bright[1])
+    for cx, cy, bsnr in zip(cxs, cys, bright[2], strict=True):
+        dist = np.hypot(x - cx, y - cy)
+        check = (dist > MIN_BEAMS * beam_pixels) & (snr < MAX_FRACTION * bsnr)
         if not check.any():
             continue
+        there = np.full(x.shape, np.nan)
+        there[check] = pixel_values(pixels, 2 * cx - x[check], 2 * cy - y[check])
+        check &= np.isfinite(there) & np.isfinite(here)
+        if not check.any():
+            continue
+        # Each detection's ring: the nearest radius on a grid of ratio RING_STEP.
+        start = MIN_BEAMS * beam_pixels
+        k = np.rint(np.log(dist[check] / start) / math.log(RING_STEP)).astype(int)
+        ks, inverse = np.unique(k, return_inverse=True)
+        s_sum, s_img = ring_spreads(pixels, cx, cy, start * RING_STEP ** ks, beam_pixels)
         with np.errstate(invalid="ignore", divide="ignore"):
-            value = pixel_values(pixels, 2 * bx - x[check], 2 * by - y[check]) / noise[check]
-        current = mirror[check]
-        mirror[check] = np.where(np.isnan(current) | (value < current), value, current)
+            z = (here[check] + there[check]) / s_sum[inverse]
+            mz = there[check] / s_img[inverse]
+        idx = np.flatnonzero(check)
+        better = np.isnan(sum_z[idx]) | (z < sum_z[idx])
+        idx, z, mz = idx[better], z[better], mz[better]
+        sum_z[idx], mirror_z[idx] = z, mz
+        mirror[idx] = there[idx] / noise[idx]
+    return mirror, sum_z, mirror_z
+
+
+def artefacts(pixels, x, y, snr, noise, bright: tuple[np.ndarray, np.ndarray, np.ndarray],
+              beam_pixels: float, t: float, *, mirror_sigma: float = MIRROR_SIGMA
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which detections (see :func:`artefact_statistics`) are artefacts: the reflection's sum
+    below ``t`` times its spread and the mirror point at most ``-mirror_sigma`` times the
+    image's; with the mirror SNR and the sum's z each has (NaN where none was checked)."""
+    mirror, sum_z, mirror_z = artefact_statistics(pixels, x, y, snr, noise, bright, beam_pixels)
     with np.errstate(invalid="ignore"):
-        flagged = mirror <= -k * snr
-    return flagged, mirror
+        flagged = (sum_z < t) & (mirror_z <= -mirror_sigma)
+    return flagged, mirror, sum_z

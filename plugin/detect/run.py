@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from radiofind.detect.artefacts import BRIGHT_SNR, DEFAULT_K, artefacts, bright_sources
+from radiofind.detect.artefacts import (BRIGHT_SNR, DEFAULT_T, MIRROR_SIGMA, artefacts,
+                                        bright_sources)
 from radiofind.errors import RadiofindError
 from radiofind.io.catalog import (
     check_formats,
@@ -223,8 +224,8 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
         check_symmetries(symmetries)
     if noise not in ("global", "local"):
         raise RadiofindError(f"noise must be 'global' or 'local', got {noise!r}")
-    k_artefact = DEFAULT_K if artefact_check is None else float(artefact_check)
-    if not (math.isfinite(k_artefact) and k_artefact >= 0):
+    t_artefact = DEFAULT_T if artefact_check is None else float(artefact_check)
+    if not (math.isfinite(t_artefact) and t_artefact >= 0):
         raise RadiofindError(f"--artefact-check must be a number >= 0 (0: off), got "
                              f"{artefact_check}")
     t0 = time.perf_counter()
@@ -461,22 +462,25 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
                             "unconfirmed: the confirmation image should cover the searched one",
                             n_outside, confirm_name)
         n_artefacts = 0
-        if k_artefact > 0 and len(x):
-            # Calibration artefacts mirror a negative peak through the bright source
-            # (radiofind.detect.artefacts); the |value| peaks serve the negated search too.
+        if t_artefact > 0 and len(x):
+            # Calibration artefacts are odd about the bright source: the image plus its
+            # reflection through it cancels them (radiofind.detect.artefacts); the |value|
+            # peaks serve the negated search too.
             typical = float(np.median(np.atleast_1d(src_noise)))
             bright = bright_sources(img.data, typical, img.beam_pixels)
             if len(bright[0]):
                 with np.errstate(invalid="ignore", divide="ignore"):
                     det_snr = pixel_values(img.pixels, x, y) / src_noise
-                flagged, mirror = artefacts(img.pixels, x, y, det_snr, src_noise, bright,
-                                            img.beam_pixels, k_artefact)
+                flagged, mirror, sum_z = artefacts(img.pixels, x, y, det_snr, src_noise, bright,
+                                                   img.beam_pixels, t_artefact)
                 extra["mirror_snr"] = mirror
+                extra["reflection_z"] = sum_z
                 x, y, src_noise, extra = _kept(~flagged, x, y, src_noise, extra)
                 n_artefacts = int(flagged.sum())
                 log.info("%d detections dropped as artefacts of %d source(s) above SNR %g: the "
-                         "image at their mirror point through it reads at most -%g times their "
-                         "SNR", n_artefacts, len(bright[0]), BRIGHT_SNR, k_artefact)
+                         "image plus its reflection through the source reads below %g times "
+                         "its spread there, and the mirror point at most -%g times the image's",
+                         n_artefacts, len(bright[0]), BRIGHT_SNR, t_artefact, MIRROR_SIGMA)
         table = make_catalog(img, x, y, src_noise, finder="radiofind", extra=extra)
         if noise == "local":
             table["rms"] = src_noise
@@ -492,7 +496,9 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
             table.meta["DELTAMAX"] = tbd["delta_max"]
         if negate:
             table.meta["NEGATED"] = (True, "the image times -1 searched")
-        table.meta["ARTEFK"] = (float(k_artefact), "artefact check's k (0: off)")
+        table.meta["ARTEFT"] = (float(t_artefact), "artefact check's t (0: off)")
+        if t_artefact > 0:
+            table.meta["ARTEFM"] = (MIRROR_SIGMA, "artefact check's mirror cut, spreads")
         if taper_fwhm > 0:
             table.meta.update({"TAPER": taper_fwhm, "TAPERSNR": float(tbd["taper_snr"])})
         if shape is not None:
@@ -532,7 +538,7 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
                "n_shape_dropped": n_shape,
                "confirmed_by": confirm_name if other is not None else None,
                "n_unconfirmed": n_unconfirmed, "n_outside_confirmation": n_outside,
-               "artefact_check": k_artefact, "n_artefacts": n_artefacts,
+               "artefact_check": t_artefact, "n_artefacts": n_artefacts,
                "negatives": negative,
                "catalog": str(Path(outdir) / names.get("fits", names[formats[0]])),
                "map": str(Path(outdir) / map_name), "chunk": chunk,
