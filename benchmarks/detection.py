@@ -121,7 +121,8 @@ DETECT_REVISION = ("onnxruntime; narrow beams interpolated; bright detections on
                    "the whitening check with the PSF beside the image (card tbd_whitened), off "
                    "beyond the training images' field of view, the image capped at 10 sigma "
                    "before whitening and brighter detections not checked; "
-                   "the artefact check's reflection test (t 1.5, mirror 3 spreads)")
+                   "the artefact check's reflection test (t 1.5, mirror 3 spreads, on rings "
+                   "where the reflection cancels)")
 
 
 def model_digest(path: Path) -> str:

@@ -15,7 +15,10 @@ rms) at the same distance from the source, and (2) the image at the mirror point
 spreads are measured on a ring around the source (:data:`RING_SAMPLES` points, read at random
 with a fixed seed, within :data:`RING_HALF_WIDTH` beams of the detection's distance), so the test
 adapts to how well the reflection cancels the artefacts there, and to how far they raise the
-noise, whatever noise the detections' SNRs were measured against. Only sources of at least
+noise, whatever noise the detections' SNRs were measured against. On a ring the reflection
+cancels nothing on (the sum's spread at least :data:`CANCEL_RATIO` times the image's; on noise
+alone it is sqrt(2) times) nothing is checked, so an image without artefacts loses no detection
+to a chance trough at a mirror point. Only sources of at least
 :data:`BRIGHT_SNR` are mirrors (their artefacts reach the noise at 1 % errors), only detections
 fainter than :data:`MAX_FRACTION` of that source and farther than :data:`MIN_BEAMS` beams from it
 are checked, and the bright sources are the image's ``|value|`` peaks, placed to sub-pixel
@@ -49,6 +52,9 @@ MIRROR_SIGMA = 3.0  # and the mirror point at most -this times the image's sprea
 RING_SAMPLES = 4000  # points per ring on which the spreads are measured
 RING_HALF_WIDTH = 1.5  # beams
 RING_STEP = 1.1  # successive ring radii's ratio: a detection's ring is the nearest on this grid
+# Rings where the sum's spread is not below this times the image's (on noise alone: sqrt(2)) hold
+# no artefacts the reflection cancels: nothing on them is checked.
+CANCEL_RATIO = 1.3
 
 
 def bright_sources(data, noise: float, beam_pixels: float, *, least: float = BRIGHT_SNR
@@ -140,8 +146,9 @@ def artefact_statistics(pixels, x, y, snr, noise,
     and the ``bright`` source (x, y, SNR) it is most artefact-like about: the image at its mirror
     point over ``noise`` (the mirror SNR), the reflection's sum at it over that sum's spread on
     the ring (``sum_z``), and the mirror point over the image's spread there (``mirror_z``).
-    NaN where no source checks the detection (too near, too bright, or the mirror off the
-    image)."""
+    NaN where no source checks the detection (too near, too bright, the mirror off the image, or
+    a ring on which the reflection cancels nothing: the sum's spread not below
+    :data:`CANCEL_RATIO` times the image's)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     snr = np.asarray(snr, float)
     noise = np.broadcast_to(np.asarray(noise, float), x.shape)
@@ -168,8 +175,9 @@ def artefact_statistics(pixels, x, y, snr, noise,
         with np.errstate(invalid="ignore", divide="ignore"):
             z = (here[check] + there[check]) / s_sum[inverse]
             mz = there[check] / s_img[inverse]
+            cancels = s_sum[inverse] < CANCEL_RATIO * s_img[inverse]
         idx = np.flatnonzero(check)
-        better = np.isnan(sum_z[idx]) | (z < sum_z[idx])
+        better = cancels & (np.isnan(sum_z[idx]) | (z < sum_z[idx]))
         idx, z, mz = idx[better], z[better], mz[better]
         sum_z[idx], mirror_z[idx] = z, mz
         mirror[idx] = there[idx] / noise[idx]
