@@ -184,6 +184,8 @@ def main() -> None:
                 for seed in range(generalisation.FIRST_SEED,
                                   generalisation.FIRST_SEED + args.variant_fields)]
         for label, folders in groups.items():
+            if not folders:  # --fields 0: the variants alone
+                continue
             for weighting in detection.WEIGHTINGS:
                 sets[f"{label} {weighting}"] = summarise(
                     [field_rows(f, weighting) for f in folders])
