@@ -229,9 +229,14 @@ class SimulationConfig:
                    if self.bright_source else {}),
                 **({"PHASEERR": (self.phase_error, "antenna phase errors, deg rms")}
                    if self.phase_error else {}),
-                **({"PBMODEL": (obs.telescope.beam_shape, "primary beam shape (column pb)"),
-                    "PBFWHM": (obs.telescope.beam_fwhm_deg(obs.frequency) * 60.0,
-                               "primary beam FWHM, arcmin")} if self.primary_beam else {})}
+                **(self.beam_keywords() if self.primary_beam else {})}
+
+    def beam_keywords(self) -> dict:
+        """FITS header keywords of the primary beam (the truth's and ``pb.fits``'s)."""
+        obs = self.observation
+        return {"PBMODEL": (obs.telescope.beam_shape, "primary beam shape (column pb)"),
+                "PBFWHM": (obs.telescope.beam_fwhm_deg(obs.frequency) * 60.0,
+                           "primary beam FWHM, arcmin")}
 
 
 def _jsonable(params: dict) -> dict:

@@ -127,6 +127,7 @@ def _run(cfg: SimulationConfig, sky, stage, timings: dict[str, float]) -> dict:
     timings["predict_noise"] = time.perf_counter() - t0
 
     truth = truth_table(sky, cfg.truth_meta())
+    gain = beam_map(cfg) if cfg.primary_beam else None  # the same for every weighting
     images: dict[str, dict] = {}
     if cfg.image:
         from radiofind.simulation.imaging import run_wsclean
@@ -147,7 +148,8 @@ def _run(cfg: SimulationConfig, sky, stage, timings: dict[str, float]) -> dict:
             timings[f"measure_{weighting}"] = time.perf_counter() - t0
             images[weighting] = info
             if cfg.primary_beam:
-                write_pb_corrected(products.image, stage.path(f"{weighting}-image-pb.fits"), cfg)
+                write_pb_corrected(products.image, stage.path(f"{weighting}-image-pb.fits"),
+                                   gain, cfg)
             for kind in ("image", "residual", "psf"):
                 os.replace(getattr(products, kind), stage.path(f"{weighting}-{kind}.fits"))
             log.info("%s: beam %.1f\" x %.1f\", noise %.3g Jy/beam (theory natural %.3g)",
@@ -155,7 +157,7 @@ def _run(cfg: SimulationConfig, sky, stage, timings: dict[str, float]) -> dict:
                      info["noise"], theory)
         shutil.rmtree(workdir, ignore_errors=True)
     if cfg.primary_beam:
-        write_pb_map(stage.path("pb.fits"), cfg)
+        write_pb_map(stage.path("pb.fits"), gain, cfg)
     write_truth(truth, stage.path("truth.fits"))
 
     return {
@@ -184,12 +186,12 @@ def beam_map(cfg: SimulationConfig) -> np.ndarray:
     return cfg.beam_gain(x, y).astype(np.float32)
 
 
-def write_pb_corrected(image_path: Path, out: Path, cfg: SimulationConfig) -> None:
-    """``image_path`` divided by the primary beam, as WSClean's ``-pb.fits``: the same header,
-    blank where the gain is below :data:`PB_LIMIT`."""
+def write_pb_corrected(image_path: Path, out: Path, gain: np.ndarray,
+                       cfg: SimulationConfig) -> None:
+    """``image_path`` divided by the primary beam's ``gain`` (:func:`beam_map`), as WSClean's
+    ``-pb.fits``: the same header, blank where the gain is below :data:`PB_LIMIT`."""
     from astropy.io import fits
 
-    gain = beam_map(cfg)
     with fits.open(image_path) as hdul:
         data = np.asarray(hdul[0].data, dtype=np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -200,8 +202,9 @@ def write_pb_corrected(image_path: Path, out: Path, cfg: SimulationConfig) -> No
     fits.PrimaryHDU(corrected, header=header).writeto(out)
 
 
-def write_pb_map(out: Path, cfg: SimulationConfig) -> None:
-    """The primary beam's gain as an image with the output images' celestial WCS."""
+def write_pb_map(out: Path, gain: np.ndarray, cfg: SimulationConfig) -> None:
+    """The primary beam's ``gain`` (:func:`beam_map`) as an image with the output images'
+    celestial WCS."""
     from astropy.io import fits
 
     from radiofind.simulation.sky import image_wcs
@@ -210,10 +213,9 @@ def write_pb_map(out: Path, cfg: SimulationConfig) -> None:
     header = image_wcs(obs.ra_deg, obs.dec_deg, cfg.size, cfg.scale).to_header()
     header["BUNIT"] = ""
     header["TELESCOP"] = obs.telescope.casa_name
-    header["PBMODEL"] = (obs.telescope.beam_shape, "primary beam shape")
-    header["PBFWHM"] = (obs.telescope.beam_fwhm_deg(obs.frequency) * 60.0, "FWHM, arcmin")
+    header.update(cfg.beam_keywords())
     header["PBFREQ"] = (obs.frequency, "frequency, Hz")
-    fits.PrimaryHDU(beam_map(cfg), header=header).writeto(out)
+    fits.PrimaryHDU(gain, header=header).writeto(out)
 
 
 def _residual_rms(path: Path) -> float:

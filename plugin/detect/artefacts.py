@@ -40,7 +40,7 @@ import math
 
 import numpy as np
 
-from radiofind.noise import pixel_values
+from radiofind.noise import MAD_TO_SIGMA, pixel_values
 
 log = logging.getLogger("radiofind.detect")
 
@@ -98,25 +98,25 @@ def bright_sources(data, noise: float, beam_pixels: float, *, least: float = BRI
 def refined(pixels, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sub-pixel positions of the ``|value|`` peaks at integer pixels (x, y): the vertex of the
     parabola through each peak and its two neighbours along each axis (an edge peak stays)."""
+    from radiofind.detect.positions import parabola_vertex
+
     x, y = np.asarray(x, float), np.asarray(y, float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        v0 = np.abs(pixel_values(pixels, x, y))
 
-        def shift(a, b):
-            a, b = np.abs(a), np.abs(b)
-            step = 0.5 * (a - b) / (a - 2 * v0 + b)
-            return np.where(np.isfinite(step), np.clip(step, -0.5, 0.5), 0.0)
+    def at(dx: int, dy: int) -> np.ndarray:
+        return np.abs(pixel_values(pixels, x + dx, y + dy))
 
-        return (x + shift(pixel_values(pixels, x - 1, y), pixel_values(pixels, x + 1, y)),
-                y + shift(pixel_values(pixels, x, y - 1), pixel_values(pixels, x, y + 1)))
+    centre = at(0, 0)
+    return (x + parabola_vertex(at(-1, 0), centre, at(1, 0)),
+            y + parabola_vertex(at(0, -1), centre, at(0, 1)))
 
 
 def _spread(values: np.ndarray) -> float:
-    """Robust rms (1.4826 median absolute deviation) of the finite values; NaN below 50."""
+    """Robust rms (the median absolute deviation, as a Gaussian's sigma) of the finite values;
+    NaN below 50."""
     values = values[np.isfinite(values)]
     if values.size < 50:
         return math.nan
-    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+    return float(MAD_TO_SIGMA * np.median(np.abs(values - np.median(values))))
 
 
 def ring_spreads(pixels, cx: float, cy: float, radii: np.ndarray, beam_pixels: float
@@ -139,23 +139,25 @@ def ring_spreads(pixels, cx: float, cy: float, radii: np.ndarray, beam_pixels: f
                       for ra, rb in zip(a, b, strict=True)]))
 
 
-def artefact_statistics(pixels, x, y, snr, noise,
+def artefact_statistics(pixels, x, y, snr: np.ndarray | None, noise,
                         bright: tuple[np.ndarray, np.ndarray, np.ndarray], beam_pixels: float
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each detection at (x, y), of SNR ``snr`` against ``noise`` (scalar or per detection),
-    and the ``bright`` source (x, y, SNR) it is most artefact-like about: the image at its mirror
-    point over ``noise`` (the mirror SNR), the reflection's sum at it over that sum's spread on
-    the ring (``sum_z``), and the mirror point over the image's spread there (``mirror_z``).
+    """For each detection at (x, y), of SNR ``snr`` against ``noise`` (scalar or per detection;
+    ``snr`` None: the image there over ``noise``), and the ``bright`` source (x, y, SNR) it is
+    most artefact-like about: the image at its mirror point over ``noise`` (the mirror SNR), the
+    reflection's sum at it over that sum's spread on the ring (``sum_z``), and the mirror point
+    over the image's spread there (``mirror_z``).
     NaN where no source checks the detection (too near, too bright, the mirror off the image, or
     a ring on which the reflection cancels nothing: the sum's spread not below
     :data:`CANCEL_RATIO` times the image's)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    snr = np.asarray(snr, float)
     noise = np.broadcast_to(np.asarray(noise, float), x.shape)
     mirror, sum_z, mirror_z = (np.full(x.shape, np.nan) for _ in range(3))
     if not x.size or not len(bright[0]):
         return mirror, sum_z, mirror_z
     here = pixel_values(pixels, x, y)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = here / noise if snr is None else np.asarray(snr, float)
     cxs, cys = refined(pixels, bright[0], bright[1])
     for cx, cy, bsnr in zip(cxs, cys, bright[2], strict=True):
         dist = np.hypot(x - cx, y - cy)

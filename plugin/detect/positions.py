@@ -51,7 +51,7 @@ def default_refine_snr(factor: float) -> float:
     return 0.0 if factor > 1 else REFINE_SNR
 
 
-def _vertex(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarray:
+def parabola_vertex(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Offset of the vertex of the parabola through (-1, left), (0, centre), (1, right), in
     [-0.5, 0.5]; 0 where the three do not make a maximum."""
     curv = left - 2.0 * centre + right
@@ -126,9 +126,9 @@ def window_peaks(data, x: np.ndarray, y: np.ndarray, radius: float, *, sub_pixel
     # On the image's edge a pixel lacks a neighbour on one side: no parabola on that axis (its
     # vertex would lie half a pixel out, off the image).
     fx = px + np.where(sub_pixel & (px > 0) & (px < nx - 1),
-                       _vertex(nb[:, 0], nb[:, 1], nb[:, 2]), 0.0)
+                       parabola_vertex(nb[:, 0], nb[:, 1], nb[:, 2]), 0.0)
     fy = py + np.where(sub_pixel & (py > 0) & (py < ny - 1),
-                       _vertex(nb[:, 3], nb[:, 1], nb[:, 4]), 0.0)
+                       parabola_vertex(nb[:, 3], nb[:, 1], nb[:, 4]), 0.0)
     idx = np.nonzero(inside)[0][good]
     out_x[idx], out_y[idx] = fx[good], fy[good]
     value[idx] = nb[good, 1]

@@ -469,9 +469,7 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
             typical = float(np.median(np.atleast_1d(src_noise)))
             bright = bright_sources(img.data, typical, img.beam_pixels)
             if len(bright[0]):
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    det_snr = pixel_values(img.pixels, x, y) / src_noise
-                flagged, mirror, sum_z = artefacts(img.pixels, x, y, det_snr, src_noise, bright,
+                flagged, mirror, sum_z = artefacts(img.pixels, x, y, None, src_noise, bright,
                                                    img.beam_pixels, t_artefact)
                 extra["mirror_snr"] = mirror
                 extra["reflection_z"] = sum_z
