@@ -33,6 +33,16 @@ Variants share the fields' seeds, so each is the baseline sky changed in one way
   them: around the source they make artefacts (at 3°, up to ~6σ) that CLEAN cannot remove, the
   real images' main source of false detections near bright sources. Reported as for the strong
   source.
+- `resolved`: half the baseline's sources made elliptical Gaussians (simulate --resolved
+  0.5), major FWHM 3-12" (half to two uniform beams; at natural weighting barely resolved),
+  axis ratio 0.3-1, keeping their flux, now integrated, so they peak lower: real skies hold
+  resolved galaxies, which the training fields' points do not. Reported too: the share of
+  resolved and of point sources above SNR 5 found, and the fragments, unmatched detections
+  around each resolved source, beside the same count around the same positions in the baseline
+  (the same sky with every source a point), for radiofind and PyBDSF. `resolved-bright`: the
+  same with SNR scale 10 instead of 2.5, so that many resolved sources are bright enough to
+  break up into several detections; its fragments are compared with the same bright sky of
+  points (simulated for this, `resolved-bright-without-resolved` in the work folder).
 - `robust-0.5`, `robust0`, `robust0.5`, `robust1`: the baseline imaged at Briggs robust -0.5,
   0, 0.5 and 1 (simulate --weightings briggs<r>), which users pick more often than the training
   images' ±1.5. detect picks the model from the beam; where it refuses (MeerKAT robust 0.5 falls
@@ -108,6 +118,11 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "deep-clean": ("deep cleaning: auto-threshold 1", {"auto_threshold": 1.0}),
     "auto-mask": ("auto-mask 5, auto-threshold 1", {"auto_mask": 5.0, "auto_threshold": 1.0}),
     "strong-source": ("one extra source of SNR 2000", {"bright_source": 2000.0}),
+    "resolved": ("half the sources elliptical Gaussians, major FWHM 3-12\" (0.5-2 uniform "
+                 "beams, 0.1-0.6 natural ones), axis ratio 0.3-1, flux as drawn (integrated)",
+                 {"resolved": 0.5}),
+    "resolved-bright": ("as resolved, SNR scale 10 instead of 2.5: many resolved sources bright "
+                        "enough to break up", {"resolved": 0.5, "snr_scale": 10.0}),
     **{f"strong-phase-{e}": (f"the SNR-2000 source with {e}° rms antenna phase errors "
                              "(30-min drift)", {"bright_source": 2000.0, "phase_error": float(e)})
        for e in (1, 3)},
@@ -126,11 +141,12 @@ SEARCHED: dict[str, tuple[str, dict]] = {
 }
 
 
-def simulate_params(variant: str, seed: int, telescope: str) -> dict:
-    """simulate() keyword arguments of one field of a variant (outdir excluded)."""
+def simulate_params(variant: str, seed: int, telescope: str, change: dict | None = None) -> dict:
+    """simulate() keyword arguments of one field of a variant (outdir excluded); ``change``:
+    the changes to the baseline, instead of the variant's own."""
     from radiofind.simulation.telescopes import get_telescope
 
-    change = dict(VARIANTS[variant][1])
+    change = dict(VARIANTS[variant][1] if change is None else change)
     ra, dec = pointing(seed)
     dec = change.pop("dec", dec)
     scale = change.pop("scale", SCALE)
@@ -150,13 +166,15 @@ def simulate_params(variant: str, seed: int, telescope: str) -> dict:
     return params
 
 
-def simulate_field(work: Path, variant: str, seed: int, telescope: str) -> tuple[Path, float]:
+def simulate_field(work: Path, variant: str, seed: int, telescope: str,
+                   change: dict | None = None) -> tuple[Path, float]:
     from radiofind.simulation.run import simulate
 
     folder = work / variant / f"{telescope}-{seed}"
     t0 = time.perf_counter()
     if not (folder / "simulation.json").exists():
-        simulate(outdir=str(folder), overwrite=True, **simulate_params(variant, seed, telescope))
+        simulate(outdir=str(folder), overwrite=True,
+                 **simulate_params(variant, seed, telescope, change))
         return folder, time.perf_counter() - t0
     return folder, 0.0
 
@@ -222,6 +240,25 @@ def nearest_model(image: Path, telescope: str) -> str:
     return min(own, key=distance).name
 
 
+def unmatched_near(catalog: Path, match, ra, dec, radius_deg, least: float = -math.inf) -> int:
+    """Detections of ``catalog`` that ``match`` left unmatched, with SNR >= ``least``, within
+    ``radius_deg`` (one, or one per centre) of any of the centres ``ra``, ``dec`` (degrees)."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    from radiofind.evaluate.run import table_radec
+    from radiofind.io.catalog import read_catalog
+
+    d_ra, d_dec = table_radec(read_catalog(catalog), "catalogue")
+    centres = SkyCoord(np.atleast_1d(ra) * u.deg, np.atleast_1d(dec) * u.deg)
+    if not len(d_ra) or not len(centres):
+        return 0
+    sep = SkyCoord(d_ra * u.deg, d_dec * u.deg)[:, None].separation(centres[None, :]).deg
+    near = (sep <= np.broadcast_to(radius_deg, sep.shape[1:])[None, :]).any(axis=1)
+    return int(np.sum(near & ~match.det_is_tp
+                      & (np.nan_to_num(match.det_snr, nan=-np.inf) >= least)))
+
+
 def strong_source_check(folder: Path, baseline: Path, weighting: str, catalog: Path, match,
                         base_catalog: Path) -> dict:
     """Was the strong source (the truth's last row) found; unmatched detections near it, here
@@ -235,23 +272,50 @@ def strong_source_check(folder: Path, baseline: Path, weighting: str, catalog: P
     image, t_ra, t_dec, snr, _ = field_truth(folder, weighting)
     where = SkyCoord(t_ra[-1] * u.deg, t_dec[-1] * u.deg)
     radius = SPUR_BEAMS * image.beam.size_deg
-
-    def near(cat: Path, m, least: float = -math.inf) -> int:
-        d_ra, d_dec = table_radec(read_catalog(cat), "catalogue")
-        sep = where.separation(SkyCoord(d_ra * u.deg, d_dec * u.deg)).deg
-        return int(np.sum((sep <= radius) & ~m.det_is_tp
-                          & (np.nan_to_num(m.det_snr, nan=-np.inf) >= least)))
-
     d_ra, d_dec = table_radec(read_catalog(catalog), "catalogue")
     nearest = (where.separation(SkyCoord(d_ra * u.deg, d_dec * u.deg)).deg.min()
                / image.beam.size_deg if len(d_ra) else math.nan)
     base = field_match(baseline, weighting, base_catalog)
+    spot = (t_ra[-1], t_dec[-1], radius)
     return {"snr": float(snr[-1]), "found": bool(match.truth_found[-1]),
             "nearest_detection_beams": float(nearest),
-            "unmatched_within": near(catalog, match),
-            "unmatched_within_ge5": near(catalog, match, 5.0),
-            "baseline_unmatched_within": near(base_catalog, base),
-            "baseline_unmatched_within_ge5": near(base_catalog, base, 5.0)}
+            "unmatched_within": unmatched_near(catalog, match, *spot),
+            "unmatched_within_ge5": unmatched_near(catalog, match, *spot, 5.0),
+            "baseline_unmatched_within": unmatched_near(base_catalog, base, *spot),
+            "baseline_unmatched_within_ge5": unmatched_near(base_catalog, base, *spot, 5.0)}
+
+
+def resolved_check(folder: Path, baseline: Path, weighting: str, catalog: Path, match,
+                   base_catalog: Path) -> dict:
+    """Resolved sources against points: the share found of each above SNR 5, and the
+    fragments, unmatched detections within half the source's major FWHM plus one beam of a
+    resolved source, here and around the same positions in the baseline field (the same sky
+    with every source a point)."""
+    from radiofind.io.catalog import read_catalog
+
+    truth = read_catalog(folder / "truth.fits")
+    image = field_truth(folder, weighting)[0]
+    shaped = np.asarray(truth["maj"]) > 0
+    true5 = np.nan_to_num(match.truth_snr, nan=-1.0) >= 5
+    ra, dec = np.asarray(truth["ra"])[shaped], np.asarray(truth["dec"])[shaped]
+    radius = np.asarray(truth["maj"])[shaped] / 7200.0 + image.beam.size_deg
+    base = field_match(baseline, weighting, base_catalog)
+    return {"n_resolved5": int((shaped & true5).sum()),
+            "found_resolved5": int(match.truth_found[shaped & true5].sum()),
+            "n_point5": int((~shaped & true5).sum()),
+            "found_point5": int(match.truth_found[~shaped & true5].sum()),
+            "fragments": unmatched_near(catalog, match, ra, dec, radius),
+            "fragments_ge5": unmatched_near(catalog, match, ra, dec, radius, 5.0),
+            "baseline_fragments": unmatched_near(base_catalog, base, ra, dec, radius),
+            "baseline_fragments_ge5": unmatched_near(base_catalog, base, ra, dec, radius, 5.0)}
+
+
+# simulate() parameter -> the check of a variant that changes it, and the variant's other
+# changes its reference field keeps (the baseline's field where it keeps none): the strong
+# source's fields are compared with the baseline, phase errors or not; the bright resolved sky
+# with the same bright sky of points.
+SAME_SKY_CHECKS = {"bright_source": (strong_source_check, ()),
+                   "resolved": (resolved_check, ("snr_scale",))}
 
 
 def baseline_threshold(work: Path, seeds: list[int], weighting: str, telescope: str) -> float:
@@ -292,6 +356,15 @@ def main() -> None:
                      "spur_radius_beams": SPUR_BEAMS, "model_valid_beam_arcsec": valid,
                      "variants": {}}
     t_all = time.perf_counter()
+
+    def reference_of(folder: Path, variant: str, key: str) -> Path:
+        """The field of the same seed with the variant's change ``key`` undone, and those
+        :data:`SAME_SKY_CHECKS` does not keep: the same sky without it."""
+        rest = {k: v for k, v in VARIANTS[variant][1].items() if k in SAME_SKY_CHECKS[key][1]}
+        name = f"{variant}-without-{key.replace('_', '-')}" if rest else "baseline"
+        return simulate_field(work, name, int(folder.name.split("-")[1]), args.telescope,
+                              rest)[0]
+
     for variant in variants:
         t_var = time.perf_counter()
         folders, sim_s = [], 0.0
@@ -316,11 +389,11 @@ def main() -> None:
                 infos.append(info)
                 match = field_match(folder, w, cat)
                 matches.append(match)
-                if "bright_source" in VARIANTS[variant][1]:
-                    base = simulate_field(work, "baseline", int(folder.name.split("-")[1]),
-                                          args.telescope)[0]
-                    strong.append(strong_source_check(folder, base, w, cat, match,
-                                                      detect_field(base, w)[0]))
+                key = next((k for k in VARIANTS[variant][1] if k in SAME_SKY_CHECKS), None)
+                if key:
+                    base = reference_of(folder, variant, key)
+                    strong.append(SAME_SKY_CHECKS[key][0](folder, base, w, cat, match,
+                                                          detect_field(base, w)[0]))
             full = score_fields(matches)
             res = summary(full)
             res.update(above_five(matches))
@@ -339,7 +412,8 @@ def main() -> None:
                                      for k in ("bmaj", "bmin")] for s in sims],
                     "detect_seconds": round(sum(i["seconds_this_run"] for i in infos), 1)}
             if strong:
-                wres["strong_source"] = strong
+                kind = "resolved" if "resolved" in VARIANTS[variant][1] else "strong_source"
+                wres[kind] = strong
             if not args.no_fixed_threshold and w in WEIGHTINGS:  # the baseline's weightings
                 thr = baseline_threshold(work, seeds, w, args.telescope)
                 # The same network output cut at the baseline's threshold: tells the network's
@@ -362,10 +436,16 @@ def main() -> None:
             if not args.no_pybdsf:
                 # PyBDSF on the same images: tells a finder's weakness apart from a change in the
                 # image itself (e.g. deep cleaning turning noise peaks into restored components).
-                bd = [field_match(f, w, run_bdsf(f, w, BDSF_THRESHOLDS, image=image)[0])
-                      for f in folders]
+                cats = [run_bdsf(f, w, BDSF_THRESHOLDS, image=image)[0] for f in folders]
+                bd = [field_match(f, w, c) for f, c in zip(folders, cats, strict=True)]
                 wres["pybdsf_default"] = {"thresholds": list(BDSF_THRESHOLDS),
                                           **summary(score_fields(bd)), **above_five(bd)}
+                if "resolved" in VARIANTS[variant][1]:
+                    wres["pybdsf_default"]["resolved"] = [
+                        resolved_check(f, reference_of(f, variant, "resolved"), w, c, m,
+                                       run_bdsf(reference_of(f, variant, "resolved"), w,
+                                                BDSF_THRESHOLDS)[0])
+                        for f, c, m in zip(folders, cats, bd, strict=True)]
             vres["weightings"][w] = wres
             vres["seconds"][f"detect_{w}"] = wres["detect_seconds"]
             print(f"{variant:14s} {w:8s} model {','.join(wres['models'])}"
@@ -404,7 +484,7 @@ def markdown(results: dict) -> str:
              "| variant | weighting | model | beam px | TBD thr | PC3 | PC4 | PC5 | S90 | C(≥5) "
              "| P(≥5) | N≥5 | detections | PC3/4/5, S90 @ base thr | PyBDSF 3/5 |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    strong_rows, default_rows = [], []
+    strong_rows, default_rows, resolved_rows = [], [], []
     for name, v in results["variants"].items():
         for w, r in v["weightings"].items():
             s = r["scores"]
@@ -426,6 +506,16 @@ def markdown(results: dict) -> str:
                          f"{fmt(s['pc4'])} | {fmt(s['pc5'])} | {fmt(s['s90'])} "
                          f"| {fmt(s['c_ge5'])} | {fmt(s['p_ge5'])} | {s['n_true5']} | "
                          f"{s['n_detections']} | {fixed} | {bdsf} |")
+            finders = [("radiofind", r.get("resolved")),
+                       ("PyBDSF 3/5", (r.get("pybdsf_default") or {}).get("resolved"))]
+            for finder, checks in finders:
+                if checks:
+                    t = {k: sum(c[k] for c in checks) for k in checks[0]}
+                    resolved_rows.append(
+                        f"| {name} | {w} | {finder} | {t['found_resolved5']} / "
+                        f"{t['n_resolved5']} | {t['found_point5']} / {t['n_point5']} | "
+                        f"{t['fragments']} ({t['fragments_ge5']}) | {t['baseline_fragments']} "
+                        f"({t['baseline_fragments_ge5']}) |")
             for k, st in enumerate(r.get("strong_source", [])):
                 strong_rows.append(
                     f"| {name} | {w} | {results['seeds'][k]} | {st['snr']:.0f} | "
@@ -439,6 +529,15 @@ def markdown(results: dict) -> str:
                   "| variant | weighting | options not given | PC3 | PC4 | PC5 | S90 | C(≥5) "
                   "| P(≥5) | detections |", "|---|---|---|---|---|---|---|---|---|---|",
                   *default_rows]
+    if resolved_rows:
+        lines += ["", "Resolved sources: true sources of SNR >= 5 (the image's peak over the "
+                      "noise) found, resolved and point-like; fragments: unmatched detections "
+                      "within half a resolved source's major FWHM plus one beam of it (of SNR "
+                      ">= 5 in brackets), and the same around the same positions in the "
+                      "baseline image (the same sky, every source a point).", "",
+                  "| variant | weighting | finder | resolved found (SNR ≥ 5) | points found "
+                  "(SNR ≥ 5) | fragments | baseline |", "|---|---|---|---|---|---|---|",
+                  *resolved_rows]
     if strong_rows:
         lines += ["", f"Strong source (SNR 2000): unmatched detections within "
                       f"{results['spur_radius_beams']:g} beams of it (of SNR >= 5 in brackets), "

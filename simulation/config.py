@@ -21,10 +21,12 @@ from radiofind.simulation.imaging import robust_of
 from radiofind.simulation.ms import Observation
 from radiofind.simulation.noise import visibility_sigma
 from radiofind.simulation.sky import (
+    RESOLVED_FWHM,
     PointSky,
     add_bright_source,
     draw_point_sources,
     image_wcs,
+    make_resolved,
     offset_deg,
     parse_pointing,
 )
@@ -34,7 +36,8 @@ MIN_SIZE = 32  # ducc0's smallest grid; WSClean's pixel centre needs an even siz
 
 
 def _number(name: str, value: Any, *, integer: bool = False, minimum: float | None = None,
-            above: float | None = None, below: float | None = None) -> Any:
+            above: float | None = None, below: float | None = None,
+            maximum: float | None = None) -> Any:
     """``value`` as a float (or int), checked against the bounds; RadiofindError otherwise."""
     if isinstance(value, bool):
         raise RadiofindError(f"{name} must be a number, got {value!r}")
@@ -54,7 +57,21 @@ def _number(name: str, value: Any, *, integer: bool = False, minimum: float | No
         raise RadiofindError(f"{name} must be greater than {above:g}, got {value!r}")
     if below is not None and not number < below:
         raise RadiofindError(f"{name} must be less than {below:g}, got {value!r}")
+    if maximum is not None and number > maximum:
+        raise RadiofindError(f"{name} must be at most {maximum:g}, got {value!r}")
     return number
+
+
+def _fwhm_range(value: Any) -> tuple[float, float]:
+    """``resolved_fwhm``: two FWHM in arcsec, least first (a string 'a,b' or a sequence)."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    if len(items) != 2:
+        raise RadiofindError(
+            f"resolved_fwhm must be two FWHM in arcsec, least first, got {value!r}")
+    lo, hi = (_number("resolved_fwhm", v, above=0) for v in items)
+    if hi < lo:
+        raise RadiofindError(f"resolved_fwhm must be least first, got {value!r}")
+    return lo, hi
 
 
 def _weightings(value: Any) -> tuple[str, ...]:
@@ -90,6 +107,8 @@ class SimulationConfig:
     super_weight: float  # WSClean -super-weight (1: its default)
     primary_beam: bool  # sources attenuated by the telescope's beam; <w>-image-pb.fits written
     phase_error: float  # antenna-based phase errors on the sky's visibilities, deg rms (0: none)
+    resolved: float  # fraction of the sources made elliptical Gaussians (0: all points)
+    resolved_fwhm: tuple[float, float]  # their major axes' FWHM range, arcsec
     image: bool  # not skip_imaging
     keep_ms: bool  # not drop_ms
     seed: int
@@ -158,6 +177,8 @@ class SimulationConfig:
             super_weight=_number("super_weight", p.get("super_weight", 1.0), above=0),
             primary_beam=bool(p.get("primary_beam", False)),
             phase_error=_number("phase_error", p.get("phase_error") or 0.0, minimum=0),
+            resolved=_number("resolved", p.get("resolved") or 0.0, minimum=0, maximum=1),
+            resolved_fwhm=_fwhm_range(p.get("resolved_fwhm", RESOLVED_FWHM)),
             image=image, keep_ms=not p["drop_ms"],
             seed=_number("seed", p["seed"], integer=True, minimum=0),
             threads=threads or os.cpu_count() or 1, overwrite=bool(p["overwrite"]))
@@ -189,6 +210,8 @@ class SimulationConfig:
             self.n_sources, wcs=wcs, size=self.size, scale=self.scale, flux_unit=1.0,
             snr_min=self.snr_min, snr_scale=self.snr_scale, border=self.border,
             min_separation=self.min_separation, seed=self.seed)
+        if self.resolved:
+            sky = make_resolved(sky, self.resolved, self.resolved_fwhm, seed=self.seed)
         if self.bright_source:
             # Its own generator: the other sources stay exactly those of this seed without it.
             sky = add_bright_source(sky, self.bright_source, wcs=wcs, size=self.size,
@@ -229,6 +252,10 @@ class SimulationConfig:
                    if self.bright_source else {}),
                 **({"PHASEERR": (self.phase_error, "antenna phase errors, deg rms")}
                    if self.phase_error else {}),
+                **({"RESOLVED": (self.resolved, "fraction of sources resolved (maj, min, pa)"),
+                    "RESFWHM1": (self.resolved_fwhm[0], "least major FWHM, arcsec"),
+                    "RESFWHM2": (self.resolved_fwhm[1], "greatest major FWHM, arcsec")}
+                   if self.resolved else {}),
                 **(self.beam_keywords() if self.primary_beam else {})}
 
     def beam_keywords(self) -> dict:

@@ -42,6 +42,10 @@ class PointSky:
     gain
         Primary-beam power gain at each source (None: 1, no primary beam): the observed
         (apparent) flux is ``flux * gain``.
+    major, minor, pa
+        Elliptical Gaussian shapes (None: every source a point): FWHM of the major and minor
+        axes in arcsec (0 for a point source) and the major axis's position angle in degrees,
+        North through East. ``flux`` is then the integrated flux; the peak is lower.
     """
 
     x: np.ndarray
@@ -52,6 +56,9 @@ class PointSky:
     flux: np.ndarray
     flux_unit: float
     gain: np.ndarray | None = None
+    major: np.ndarray | None = None
+    minor: np.ndarray | None = None
+    pa: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -228,7 +235,32 @@ def add_bright_source(sky: PointSky, snr: float, *, wcs: WCS, size: int, scale: 
                     ra=np.append(sky.ra, np.asarray(ra) % 360.0), dec=np.append(sky.dec, dec),
                     snr=np.append(sky.snr, float(snr)),
                     flux=np.append(sky.flux, float(snr) * sky.flux_unit),
-                    flux_unit=sky.flux_unit)
+                    flux_unit=sky.flux_unit,
+                    **{k: None if getattr(sky, k) is None else np.append(getattr(sky, k), 0.0)
+                       for k in ("major", "minor", "pa")})
+
+
+RESOLVED_AXIS_RATIO = (0.3, 1.0)  # minor / major of resolved sources, drawn uniformly
+RESOLVED_FWHM = (3.0, 12.0)  # arcsec: simulate's default range of their major axes
+
+
+def make_resolved(sky: PointSky, fraction: float, fwhm: tuple[float, float], *,
+                  seed: int = 1) -> PointSky:
+    """``sky`` with a random ``fraction`` of its sources made elliptical Gaussians.
+
+    Each chosen source keeps its position and its flux, now integrated over the Gaussian: its
+    major-axis FWHM is drawn uniformly in ``fwhm`` (arcsec), its axis ratio uniformly in
+    :data:`RESOLVED_AXIS_RATIO` and its position angle uniformly, by a generator of its own
+    (``default_rng([seed, 4])``), so the sky is otherwise that of ``seed``.
+    """
+    rng = np.random.default_rng([seed, 4])
+    n = len(sky)
+    pick = rng.choice(n, size=int(round(fraction * n)), replace=False)
+    major, minor, pa = np.zeros(n), np.zeros(n), np.zeros(n)
+    major[pick] = rng.uniform(fwhm[0], fwhm[1], len(pick))
+    minor[pick] = major[pick] * rng.uniform(*RESOLVED_AXIS_RATIO, len(pick))
+    pa[pick] = rng.uniform(0.0, 180.0, len(pick))
+    return replace(sky, major=major, minor=minor, pa=pa)
 
 
 def _place(rng: np.random.Generator, n: int, lo: int, hi: int, sep: float,

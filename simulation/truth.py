@@ -3,7 +3,9 @@
 Columns: ``id``, ``ra``, ``dec`` (deg), ``flux`` (Jy), ``x``, ``y`` (0-based pixels of the output
 images), ``snr_input`` (the drawn SNR: flux over the theoretical natural-weight noise), ``pb``
 (the primary beam's gain at the source, with ``simulate --primary-beam`` only: the images see
-``flux * pb``) and, per weighting imaged, ``snr_<weighting>``: the restored image's value at the
+``flux * pb``), ``maj``, ``min``, ``pa`` (with ``simulate --resolved`` only: each source's
+Gaussian FWHM in arcsec and position angle in degrees, 0 for a point; ``flux`` is then
+integrated) and, per weighting imaged, ``snr_<weighting>``: the restored image's value at the
 source's pixel over that image's noise, measured by :func:`radiofind.noise.measure_snr` with the
 sources masked - the one definition of SNR that detections are scored with too.
 """
@@ -41,6 +43,11 @@ def truth_table(sky: PointSky, meta: dict | None = None) -> Table:
     table["snr_input"] = np.asarray(sky.snr, dtype=np.float64)
     if sky.gain is not None:
         table["pb"] = np.asarray(sky.gain, dtype=np.float64)
+    if sky.major is not None:
+        for name, values, unit in (("maj", sky.major, "arcsec"), ("min", sky.minor, "arcsec"),
+                                   ("pa", sky.pa, "deg")):
+            table[name] = np.asarray(values, dtype=np.float64)
+            table[name].unit = unit
     table["ra"].unit = table["dec"].unit = "deg"
     table["flux"].unit = "Jy"
     table["x"].unit = table["y"].unit = "pix"

@@ -298,7 +298,9 @@ TINY = dict(size=256, scale=2.0, synthesis_time=0.1, integration_time=60.0, n_ch
     ({"auto_mask": 0.0}, "auto_mask"), ({"super_weight": 0.0}, "super_weight"),
     ({"super_weight": -0.5}, "super_weight"), ({"weightings": ["briggs3"]}, "briggs<r>"),
     ({"weightings": ["briggs"]}, "weighting"), ({"weightings": ["briggs-0.5x"]}, "weighting"),
-    ({"phase_error": -1.0}, "phase_error"),
+    ({"phase_error": -1.0}, "phase_error"), ({"resolved": 1.5}, "resolved"),
+    ({"resolved": -0.1}, "resolved"), ({"resolved_fwhm": [5.0]}, "resolved_fwhm"),
+    ({"resolved_fwhm": [8.0, 4.0]}, "least first"), ({"resolved_fwhm": "0,4"}, "resolved_fwhm"),
 ])
 def test_simulate_rejects_bad_input_before_work(tmp_path, change, message):
     from radiofind.simulation.run import simulate
@@ -727,3 +729,87 @@ def test_phase_errors_leave_the_noise_and_sky_alone_and_corrupt_only_the_sources
     assert "PHASEERR" not in Table.read(tmp_path / "clean" / "truth.fits").meta
     sky_clean = Table.read(tmp_path / "clean" / "truth.fits")
     assert np.array_equal(sky_clean["flux"], Table.read(tmp_path / "err" / "truth.fits")["flux"])
+
+
+# --- resolved sources ----------------------------------------------------------------------------
+
+def _moments(image: np.ndarray, x0: float, y0: float) -> tuple[float, float, float]:
+    """Second moments (xx, yy, xy) of ``image[y, x]`` about (x0, y0)."""
+    yy, xx = np.indices(image.shape)
+    w = image / image.sum()
+    return (float((w * (xx - x0) ** 2).sum()), float((w * (yy - y0) ** 2).sum()),
+            float((w * (xx - x0) * (yy - y0)).sum()))
+
+
+@pytest.mark.parametrize("pa, along", [(0.0, "y"), (90.0, "x"), (45.0, "-xy"), (135.0, "+xy")])
+def test_a_resolved_source_is_a_gaussian_of_its_flux_along_its_position_angle(pa, along):
+    fwhm_maj, fwhm_min, scale = 12.0, 4.0, 1.0
+    model = model_image([32], [32], [2.5], 64, major=np.array([fwhm_maj]),
+                        minor=np.array([fwhm_min]), pa=np.array([pa]), scale=scale)
+    assert model.sum() == pytest.approx(2.5)
+    mxx, myy, mxy = _moments(model.T, 32, 32)  # model[x, y]: .T is the image
+    sigma2 = [(f / 2.3548 / scale) ** 2 for f in (fwhm_maj, fwhm_min)]
+    # The trace holds both axes' variances; the orientation follows North (+y) through East (-x).
+    assert mxx + myy == pytest.approx(sum(sigma2), rel=0.02)
+    if along in ("x", "y"):
+        major, minor = (mxx, myy) if along == "x" else (myy, mxx)
+        assert major == pytest.approx(sigma2[0], rel=0.02)
+        assert minor == pytest.approx(sigma2[1], rel=0.05)
+    else:  # PA 45: towards North-East, up and left (xy < 0); PA 135: South-East (xy > 0)
+        assert mxy == pytest.approx((sigma2[0] - sigma2[1]) / 2 * (-1 if along == "-xy" else 1),
+                                    rel=0.02)
+    # Points stay single pixels beside it; a zero major axis is a point.
+    both = model_image([10, 32], [10, 32], [1.0, 2.5], 64, major=np.array([0.0, fwhm_maj]),
+                       minor=np.array([0.0, fwhm_min]), pa=np.array([0.0, pa]), scale=scale)
+    assert both[10, 10] == 1.0 and np.count_nonzero(both[:11, :11]) == 1  # the stamp: 11-53
+    assert np.array_equal(model_image([5], [7], [1.0], 16), model_image(
+        [5], [7], [1.0], 16, major=np.zeros(1), minor=np.zeros(1), pa=np.zeros(1)))
+
+
+def test_resolved_sources_are_a_seeded_share_and_leave_the_sky_alone():
+    plain = _config(seed=9, n_sources=40).draw_sky()
+    sky = _config(seed=9, n_sources=40, resolved=0.25, resolved_fwhm=[4.0, 10.0],
+                  bright_source=300.0).draw_sky()
+    for name in ("x", "y", "snr", "flux"):
+        assert np.array_equal(getattr(sky, name)[:-1], getattr(plain, name)), name
+    assert plain.major is None
+    shaped = sky.major > 0
+    assert shaped.sum() == 10 and not shaped[-1]  # a quarter of the 40; the bright one a point
+    assert (sky.major[shaped] >= 4.0).all() and (sky.major[shaped] <= 10.0).all()
+    ratio = sky.minor[shaped] / sky.major[shaped]
+    assert (ratio >= 0.3).all() and (ratio <= 1.0).all()
+    assert ((sky.pa[shaped] >= 0) & (sky.pa[shaped] < 180)).all()
+    assert (sky.minor[~shaped] == 0).all() and (sky.pa[~shaped] == 0).all()
+    again = _config(seed=9, n_sources=40, resolved=0.25, resolved_fwhm=[4.0, 10.0],
+                    bright_source=300.0).draw_sky()
+    assert np.array_equal(again.major, sky.major) and np.array_equal(again.pa, sky.pa)
+
+
+@needs_wsclean
+def test_simulate_resolved_sources_peak_lower_and_lie_along_their_position_angle(tmp_path):
+    from radiofind.simulation.run import simulate
+
+    kw = dict(TINY, seed=3, n_sources=6, snr_scale=400.0, snr_min=200.0, weightings=["uniform"],
+              niter=2000)
+    simulate(outdir=tmp_path / "points", **kw)
+    simulate(outdir=tmp_path / "wide", resolved=1.0, resolved_fwhm=[24.0, 30.0], **kw)
+    points = Table.read(tmp_path / "points" / "truth.fits")
+    wide = Table.read(tmp_path / "wide" / "truth.fits")
+    assert wide.meta["RESOLVED"] == 1.0 and wide.meta["RESFWHM2"] == 30.0
+    assert "maj" not in points.colnames and (wide["maj"] >= 24).all() and wide["pa"].unit == "deg"
+    assert np.array_equal(points["flux"], wide["flux"])  # integrated flux, as drawn
+    # A source several beams wide (the beam: ~10" x 6") peaks well below a point of the same
+    # flux: the peak falls as the beam's area over the area of the source convolved with it.
+    image = read_image(tmp_path / "wide" / "uniform-image.fits").data
+    peaks = read_image(tmp_path / "points" / "uniform-image.fits").data
+    x, y = np.asarray(wide["x"], int), np.asarray(wide["y"], int)
+    ratio = image[y, x] / peaks[y, x]
+    assert (ratio < 0.4).all() and (ratio > 0.02).all(), ratio
+    # In WSClean's image each source is longest along its position angle, North through East.
+    for row in wide:
+        x, y, r = int(row["x"]), int(row["y"]), 12
+        cut = np.clip(image[y - r:y + r + 1, x - r:x + r + 1], 0, None)
+        mxx, myy, mxy = _moments(cut, r, r)
+        angle = np.degrees(0.5 * np.arctan2(2 * mxy, myy - mxx))  # from +y towards +x
+        pa_seen = (-angle) % 180.0  # East is -x
+        assert min(abs(pa_seen - row["pa"]), 180 - abs(pa_seen - row["pa"])) < 20.0, row["pa"]
