@@ -534,9 +534,10 @@ def markdown(results: dict) -> str:
                       "noise) found, resolved and point-like; fragments: unmatched detections "
                       "within half a resolved source's major FWHM plus one beam of it (of SNR "
                       ">= 5 in brackets), and the same around the same positions in the "
-                      "baseline image (the same sky, every source a point).", "",
+                      "reference image (the same sky, every source a point: the baseline's "
+                      "field for resolved, the bright sky's for resolved-bright).", "",
                   "| variant | weighting | finder | resolved found (SNR ≥ 5) | points found "
-                  "(SNR ≥ 5) | fragments | baseline |", "|---|---|---|---|---|---|---|",
+                  "(SNR ≥ 5) | fragments | reference |", "|---|---|---|---|---|---|---|",
                   *resolved_rows]
     if strong_rows:
         lines += ["", f"Strong source (SNR 2000): unmatched detections within "
