@@ -23,6 +23,11 @@ Variants share the fields' seeds, so each is the baseline sky changed in one way
   image, so a survey-size image has a broader uniform beam (MeerKAT 10.2" × 6.2" against
   7.4" × 5.4") and differently correlated noise than the 1024² training images.
 - `scale 2.0"`: 2.0" pixels, 768² (the same field of view), so the beam spans fewer pixels.
+- `synthesis-8h`: an 8-h track instead of 1 h, as most MeerKAT and ASKAP observations are:
+  fuller uv coverage, a cleaner PSF, and noise 2.8 times lower, with the sky's SNRs kept (they
+  are in units of the theoretical noise). `wideband`: 16 channels of 50 MHz (1.0-1.8 GHz)
+  instead of 10 of 2.1 MHz, as an L-band continuum image is made (WSClean's multi-frequency
+  synthesis; flat-spectrum sources), so the uv tracks spread radially.
 - `niter 100`: light cleaning; `deep clean`: auto-threshold 1; `auto-mask 5`: auto-mask 5 sigma
   then auto-threshold 1.
 - `strong source`: one extra source of SNR 2000 (simulate --bright-source; the other sources
@@ -43,6 +48,13 @@ Variants share the fields' seeds, so each is the baseline sky changed in one way
   same with SNR scale 10 instead of 2.5, so that many resolved sources are bright enough to
   break up into several detections; its fragments are compared with the same bright sky of
   points (simulated for this, `resolved-bright-without-resolved` in the work folder).
+- `diffuse`: a round halo of diffuse emission at the pointing, as a cluster's radio halo
+  (simulate --diffuse 300: FWHM 3', about 7 sigma at its peak in a MeerKAT natural image and
+  1.5 in a uniform one), searched with `detect --background local`, and with detect's defaults
+  beside it. Every score of this variant reads the SNRs in the baseline's image (the same sky
+  and noise without the halo: each source's and detection's own height, where the image's
+  value would count the halo under it). Reported too: the sources above SNR 5 on the halo
+  found, and the unmatched detections on it, beside the same place in the baseline image.
 - `robust-0.5`, `robust0`, `robust0.5`, `robust1`: the baseline imaged at Briggs robust -0.5,
   0, 0.5 and 1 (simulate --weightings briggs<r>), which users pick more often than the training
   images' ±1.5. detect picks the model from the beam; where it refuses (MeerKAT robust 0.5 falls
@@ -114,6 +126,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
                      {"super_weight": 0.25}),
     "scale-2.0": ("2.0\" pixels, 768² (same field of view)", {"scale": 2.0}),
     "scale-2.5": ("2.5\" pixels, 614² (same field of view)", {"scale": 2.5}),
+    "synthesis-8h": ("an 8-h track instead of 1 h (the same dumps of 300 s)",
+                     {"synthesis_time": 8.0}),
+    "wideband": ("16 channels of 50 MHz (1.0-1.8 GHz, an L-band's width) instead of 10 of "
+                 "2.1 MHz", {"n_channels": 16, "channel_width": 50e6}),
     "niter-100": ("light cleaning: niter 100", {"niter": 100}),
     "deep-clean": ("deep cleaning: auto-threshold 1", {"auto_threshold": 1.0}),
     "auto-mask": ("auto-mask 5, auto-threshold 1", {"auto_mask": 5.0, "auto_threshold": 1.0}),
@@ -121,6 +137,9 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "resolved": ("half the sources elliptical Gaussians, major FWHM 3-12\" (0.5-2 uniform "
                  "beams, 0.1-0.6 natural ones), axis ratio 0.3-1, flux as drawn (integrated)",
                  {"resolved": 0.5}),
+    "diffuse": ("a round halo of diffuse emission at the pointing, FWHM 3', flux 300 SNR units "
+                "(peak ~7 sigma natural, ~1.5 uniform, at MeerKAT); detect --background local",
+                {"diffuse": 300.0}),
     "resolved-bright": ("as resolved, SNR scale 10 instead of 2.5: many resolved sources bright "
                         "enough to break up", {"resolved": 0.5, "snr_scale": 10.0}),
     **{f"strong-phase-{e}": (f"the SNR-2000 source with {e}° rms antenna phase errors "
@@ -138,6 +157,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 # against the noise where it lies (simulate --primary-beam).
 SEARCHED: dict[str, tuple[str, dict]] = {
     "pb-corrected": ("image-pb", {"noise": "local"}),
+    "diffuse": ("image", {"background": "local"}),
 }
 
 
@@ -240,9 +260,11 @@ def nearest_model(image: Path, telescope: str) -> str:
     return min(own, key=distance).name
 
 
-def unmatched_near(catalog: Path, match, ra, dec, radius_deg, least: float = -math.inf) -> int:
-    """Detections of ``catalog`` that ``match`` left unmatched, with SNR >= ``least``, within
-    ``radius_deg`` (one, or one per centre) of any of the centres ``ra``, ``dec`` (degrees)."""
+def unmatched_near(catalog: Path, match, ra, dec, radius_deg, least: float = -math.inf, *,
+                   snr: np.ndarray | None = None) -> int:
+    """Detections of ``catalog`` that ``match`` left unmatched, with SNR >= ``least`` (the
+    match's, the image's value over the noise, or ``snr``), within ``radius_deg`` (one, or one
+    per centre) of any of the centres ``ra``, ``dec`` (degrees)."""
     from astropy import units as u
     from astropy.coordinates import SkyCoord
 
@@ -255,8 +277,8 @@ def unmatched_near(catalog: Path, match, ra, dec, radius_deg, least: float = -ma
         return 0
     sep = SkyCoord(d_ra * u.deg, d_dec * u.deg)[:, None].separation(centres[None, :]).deg
     near = (sep <= np.broadcast_to(radius_deg, sep.shape[1:])[None, :]).any(axis=1)
-    return int(np.sum(near & ~match.det_is_tp
-                      & (np.nan_to_num(match.det_snr, nan=-np.inf) >= least)))
+    snr = match.det_snr if snr is None else snr
+    return int(np.sum(near & ~match.det_is_tp & (np.nan_to_num(snr, nan=-np.inf) >= least)))
 
 
 def strong_source_check(folder: Path, baseline: Path, weighting: str, catalog: Path, match,
@@ -310,12 +332,57 @@ def resolved_check(folder: Path, baseline: Path, weighting: str, catalog: Path, 
             "baseline_fragments_ge5": unmatched_near(base_catalog, base, ra, dec, radius, 5.0)}
 
 
+def diffuse_check(folder: Path, baseline: Path, weighting: str, catalog: Path, match,
+                  base_catalog: Path) -> dict:
+    """On the diffuse halo (within its FWHM of its centre): the true sources of SNR >= 5 there
+    (read in the baseline's image, the same sky and noise without the halo: a source's own
+    height) and those found, and the unmatched detections there: all; of SNR >= 5 in this image
+    (halo included), in the baseline's (their height above the halo), and as the catalogue reads
+    them (its ``snr``, above the background where the finder subtracts one); and the same in
+    the baseline field searched the same way; and the halo's peak SNR in this image."""
+    from radiofind.io.catalog import read_catalog
+
+    truth = read_catalog(folder / "truth.fits")
+    image = field_truth(folder, weighting)[0]
+    cx, cy, fwhm = truth.meta["DIFFX"], truth.meta["DIFFY"], truth.meta["DIFFFWHM"]
+    ra, dec = image.pixel_to_world(np.array([float(cx)]), np.array([float(cy)]))
+    tx, ty = np.asarray(truth["x"]), np.asarray(truth["y"])
+    scale = image.pixel_scale_deg * 3600.0
+    here = field_match(folder, weighting, catalog)  # SNRs with the halo
+    match = field_match(baseline, weighting, catalog)  # the same detections, without it
+    on = (np.hypot(tx - cx, ty - cy) * scale <= fwhm) & (
+        np.nan_to_num(match.truth_snr, nan=-1.0) >= 5)
+    sim = json.loads((folder / "simulation.json").read_text())
+    base = field_match(baseline, weighting, base_catalog)
+    spot = (ra, dec, fwhm / 3600.0)
+
+    def claimed(cat: Path) -> np.ndarray:
+        return np.asarray(read_catalog(cat)["snr"], dtype=float)
+
+    return {"halo_peak_snr": sim["images"][weighting].get("diffuse_peak_snr"),
+            "n_true5": int(on.sum()), "found_true5": int(match.truth_found[on].sum()),
+            "unmatched": unmatched_near(catalog, match, *spot),
+            "unmatched_ge5": unmatched_near(catalog, here, *spot, 5.0),
+            "unmatched_above_ge5": unmatched_near(catalog, match, *spot, 5.0),
+            "unmatched_claimed_ge5": unmatched_near(catalog, match, *spot, 5.0,
+                                                    snr=claimed(catalog)),
+            "baseline_unmatched": unmatched_near(base_catalog, base, *spot),
+            "baseline_unmatched_ge5": unmatched_near(base_catalog, base, *spot, 5.0),
+            "baseline_unmatched_claimed_ge5": unmatched_near(base_catalog, base, *spot, 5.0,
+                                                             snr=claimed(base_catalog))}
+
+
 # simulate() parameter -> the check of a variant that changes it, and the variant's other
 # changes its reference field keeps (the baseline's field where it keeps none): the strong
 # source's fields are compared with the baseline, phase errors or not; the bright resolved sky
 # with the same bright sky of points.
 SAME_SKY_CHECKS = {"bright_source": (strong_source_check, ()),
-                   "resolved": (resolved_check, ("snr_scale",))}
+                   "resolved": (resolved_check, ("snr_scale",)),
+                   "diffuse": (diffuse_check, ())}
+# variant -> the change whose reference field's image scores its catalogues: a source's SNR on
+# a diffuse halo is its own height, not the halo's under it.
+SCORED_WITHOUT = {"diffuse": "diffuse"}
+CHECK_NAMES = {"bright_source": "strong_source", "resolved": "resolved", "diffuse": "diffuse"}
 
 
 def baseline_threshold(work: Path, seeds: list[int], weighting: str, telescope: str) -> float:
@@ -367,6 +434,14 @@ def main() -> None:
 
     for variant in variants:
         t_var = time.perf_counter()
+
+        def scored_in(folder: Path) -> Path:
+            """The field whose image scores a catalogue of ``folder``: itself, or for a variant
+            of :data:`SCORED_WITHOUT` the same sky without the change (whose image holds each
+            source's and detection's own height, the noise the same)."""
+            key = SCORED_WITHOUT.get(variant)
+            return reference_of(folder, variant, key) if key else folder
+
         folders, sim_s = [], 0.0
         for seed in seeds:
             folder, dt = simulate_field(work, variant, seed, args.telescope)
@@ -382,18 +457,28 @@ def main() -> None:
                                         for s in sims],
                       "seconds": {"simulate": round(sim_s, 1)}, "weightings": {}}
         image, options = SEARCHED.get(variant, ("image", {}))
+        key = next((k for k in VARIANTS[variant][1] if k in SAME_SKY_CHECKS), None)
+
+        def same_sky(w: str, cats: list[Path], matches: list, **finder) -> list[dict]:
+            """The variant's same-sky check of each field's catalogue, against its reference
+            field searched by the same finder (``finder``: run_bdsf's thresholds, or detect's
+            options)."""
+            checks = []
+            for f, c, m in zip(folders, cats, matches, strict=True):
+                base = reference_of(f, variant, key)
+                base_cat = (run_bdsf(base, w, finder["bdsf"])[0] if "bdsf" in finder
+                            else detect_field(base, w, **finder)[0])
+                checks.append(SAME_SKY_CHECKS[key][0](f, base, w, c, m, base_cat))
+            return checks
+
         for w in sims[0]["parameters"]["weightings"]:
-            matches, infos, strong = [], [], []
+            matches, infos, cats = [], [], []
             for folder in folders:
                 cat, info = detect_field(folder, w, image=image, **options)
                 infos.append(info)
-                match = field_match(folder, w, cat)
-                matches.append(match)
-                key = next((k for k in VARIANTS[variant][1] if k in SAME_SKY_CHECKS), None)
-                if key:
-                    base = reference_of(folder, variant, key)
-                    strong.append(SAME_SKY_CHECKS[key][0](folder, base, w, cat, match,
-                                                          detect_field(base, w)[0]))
+                cats.append(cat)
+                matches.append(field_match(scored_in(folder), w, cat))
+            strong = same_sky(w, cats, matches, **options) if key else []
             full = score_fields(matches)
             res = summary(full)
             res.update(above_five(matches))
@@ -412,8 +497,7 @@ def main() -> None:
                                      for k in ("bmaj", "bmin")] for s in sims],
                     "detect_seconds": round(sum(i["seconds_this_run"] for i in infos), 1)}
             if strong:
-                kind = "resolved" if "resolved" in VARIANTS[variant][1] else "strong_source"
-                wres[kind] = strong
+                wres[CHECK_NAMES[key]] = strong
             if not args.no_fixed_threshold and w in WEIGHTINGS:  # the baseline's weightings
                 thr = baseline_threshold(work, seeds, w, args.telescope)
                 # The same network output cut at the baseline's threshold: tells the network's
@@ -424,28 +508,29 @@ def main() -> None:
                         fixed.append(match)
                         continue
                     cat, info = detect_field(folder, w, threshold=thr, image=image, **options)
-                    fixed.append(field_match(folder, w, cat))
+                    fixed.append(field_match(scored_in(folder), w, cat))
                     wres["detect_seconds"] = round(wres["detect_seconds"]
                                                    + info["seconds_this_run"], 1)
                 wres["at_baseline_threshold"] = {"threshold": thr,
                                                  **summary(score_fields(fixed))}
             if options:
                 # The same image searched with detect's defaults: what the options are for.
-                plain = [field_match(f, w, detect_field(f, w, image=image)[0]) for f in folders]
+                plain_cats = [detect_field(f, w, image=image)[0] for f in folders]
+                plain = [field_match(scored_in(f), w, c)
+                         for f, c in zip(folders, plain_cats, strict=True)]
                 wres["detect_defaults"] = {**summary(score_fields(plain)), **above_five(plain)}
+                if key and key != "bright_source":
+                    wres["detect_defaults"][CHECK_NAMES[key]] = same_sky(w, plain_cats, plain)
             if not args.no_pybdsf:
                 # PyBDSF on the same images: tells a finder's weakness apart from a change in the
                 # image itself (e.g. deep cleaning turning noise peaks into restored components).
                 cats = [run_bdsf(f, w, BDSF_THRESHOLDS, image=image)[0] for f in folders]
-                bd = [field_match(f, w, c) for f, c in zip(folders, cats, strict=True)]
+                bd = [field_match(scored_in(f), w, c) for f, c in zip(folders, cats, strict=True)]
                 wres["pybdsf_default"] = {"thresholds": list(BDSF_THRESHOLDS),
                                           **summary(score_fields(bd)), **above_five(bd)}
-                if "resolved" in VARIANTS[variant][1]:
-                    wres["pybdsf_default"]["resolved"] = [
-                        resolved_check(f, reference_of(f, variant, "resolved"), w, c, m,
-                                       run_bdsf(reference_of(f, variant, "resolved"), w,
-                                                BDSF_THRESHOLDS)[0])
-                        for f, c, m in zip(folders, cats, bd, strict=True)]
+                if key and key != "bright_source":  # (the strong source's came later)
+                    wres["pybdsf_default"][CHECK_NAMES[key]] = same_sky(
+                        w, cats, bd, bdsf=BDSF_THRESHOLDS)
             vres["weightings"][w] = wres
             vres["seconds"][f"detect_{w}"] = wres["detect_seconds"]
             print(f"{variant:14s} {w:8s} model {','.join(wres['models'])}"
@@ -484,7 +569,7 @@ def markdown(results: dict) -> str:
              "| variant | weighting | model | beam px | TBD thr | PC3 | PC4 | PC5 | S90 | C(≥5) "
              "| P(≥5) | N≥5 | detections | PC3/4/5, S90 @ base thr | PyBDSF 3/5 |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    strong_rows, default_rows, resolved_rows = [], [], []
+    strong_rows, default_rows, resolved_rows, diffuse_rows = [], [], [], []
     for name, v in results["variants"].items():
         for w, r in v["weightings"].items():
             s = r["scores"]
@@ -516,6 +601,21 @@ def markdown(results: dict) -> str:
                         f"{t['n_resolved5']} | {t['found_point5']} / {t['n_point5']} | "
                         f"{t['fragments']} ({t['fragments_ge5']}) | {t['baseline_fragments']} "
                         f"({t['baseline_fragments_ge5']}) |")
+            finders = [(f"radiofind, {SEARCHED.get(name, ('', {}))[1] or 'defaults'}",
+                        r.get("diffuse")),
+                       ("radiofind, defaults", (r.get("detect_defaults") or {}).get("diffuse")),
+                       ("PyBDSF 3/5", (r.get("pybdsf_default") or {}).get("diffuse"))]
+            for finder, checks in finders:
+                if checks:
+                    t = {k: sum(c[k] for c in checks) for k in checks[0] if k != "halo_peak_snr"}
+                    peak = np.mean([c["halo_peak_snr"] for c in checks])
+                    diffuse_rows.append(
+                        f"| {name} | {w} | {finder} | {peak:.1f} | {t['found_true5']} / "
+                        f"{t['n_true5']} | {t['unmatched']} ({t['unmatched_ge5']}; "
+                        f"{t['unmatched_above_ge5']}; {t['unmatched_claimed_ge5']}) | "
+                        f"{t['baseline_unmatched']} "
+                        f"({t['baseline_unmatched_ge5']}; "
+                        f"{t['baseline_unmatched_claimed_ge5']}) |")
             for k, st in enumerate(r.get("strong_source", [])):
                 strong_rows.append(
                     f"| {name} | {w} | {results['seeds'][k]} | {st['snr']:.0f} | "
@@ -539,6 +639,20 @@ def markdown(results: dict) -> str:
                   "| variant | weighting | finder | resolved found (SNR ≥ 5) | points found "
                   "(SNR ≥ 5) | fragments | reference |", "|---|---|---|---|---|---|---|",
                   *resolved_rows]
+    if diffuse_rows:
+        lines += ["", "Diffuse halo: its peak SNR in the image (mean of the fields); the true "
+                      "sources within its FWHM of its centre whose own SNR (read in the "
+                      "baseline's image: the same sky and noise without the halo) is >= 5, "
+                      "found; the unmatched detections there (in brackets, those of SNR >= 5: "
+                      "the image's value over the noise, halo included; their own height, read "
+                      "in the baseline's image; as the catalogue reads them, above the "
+                      "background where the finder subtracts one), and at the same place in "
+                      "the baseline image searched the same way (of SNR >= 5 in it; as its "
+                      "catalogue reads them). The variant's other scores read every SNR in the "
+                      "baseline's image too.", "",
+                  "| variant | weighting | finder | halo peak SNR | true ≥ 5 on it found | "
+                  "unmatched on it | baseline |", "|---|---|---|---|---|---|---|",
+                  *diffuse_rows]
     if strong_rows:
         lines += ["", f"Strong source (SNR 2000): unmatched detections within "
                       f"{results['spur_radius_beams']:g} beams of it (of SNR >= 5 in brackets), "

@@ -14,6 +14,7 @@ import numpy as np
 
 from radiofind.errors import RadiofindError
 
+MIN_BOX = 16  # least cell of the local rms and background maps, pixels
 MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(3/4): MAD of a Gaussian -> its sigma
 
 
@@ -54,11 +55,22 @@ def clipped_sigma(values: np.ndarray, *, clip: float = 3.0, iterations: int = 5)
     In float32, as images are: the result differs from float64's only by rounding, and the
     partitions run ~1.5x faster.
     """
+    return _clipped(values, clip, iterations)[1]
+
+
+def clipped_median(values: np.ndarray, *, clip: float = 3.0, iterations: int = 5) -> float:
+    """Median of finite ``values`` after the clipping of :func:`clipped_sigma`: the level of
+    the noise under the few sources a cell holds."""
+    return _clipped(values, clip, iterations)[0]
+
+
+def _clipped(values: np.ndarray, clip: float, iterations: int) -> tuple[float, float]:
+    """(median, MAD sigma) of ``values`` clipped iteratively at ``clip`` sigma about the median."""
     values = np.asarray(values, dtype=np.float32).ravel()
     if values.size < 100:
         raise RadiofindError(f"cannot estimate the image noise: only {values.size} finite pixels")
     keep = values
-    sigma = np.nan
+    sigma = med = np.nan
     for _ in range(iterations):
         med = np.median(keep)
         sigma = MAD_TO_SIGMA * np.median(np.abs(keep - med))
@@ -68,7 +80,7 @@ def clipped_sigma(values: np.ndarray, *, clip: float = 3.0, iterations: int = 5)
         if new.size == keep.size:
             break
         keep = new
-    return float(sigma)
+    return float(med), float(sigma)
 
 
 def pixel_sample(data, *, max_samples: int = 4_000_000, seed: int = 0) -> np.ndarray:
@@ -97,27 +109,46 @@ def _block_sample(block: np.ndarray, n: int, seed) -> np.ndarray:
 
 
 def local_rms(data, *, box: int, max_samples: int = 16_384):
-    """A BANE-like noise map: the clipped-MAD sigma in ``box``-pixel cells, interpolated.
+    """A BANE-like noise map: the clipped-MAD sigma in ``box``-pixel cells, interpolated (see
+    :func:`local_map`)."""
+    return local_map(data, box=box, statistic=clipped_sigma, what="rms",
+                     max_samples=max_samples)
+
+
+def local_background(data, *, box: int, max_samples: int = 16_384):
+    """A BANE-like background map: the clipped median in ``box``-pixel cells, interpolated (see
+    :func:`local_map`): the level of diffuse emission under compact sources."""
+    return local_map(data, box=box, statistic=clipped_median, what="background",
+                     max_samples=max_samples, fill=0.0)
+
+
+def local_map(data, *, box: int, statistic, what: str, max_samples: int = 16_384,
+              fill: float | None = None):
+    """A statistic of ``box``-pixel cells of the image, interpolated between their centres.
 
     The image is cut into cells of ``box`` x ``box`` pixels; each cell's noise comes from its
     finite pixels (an evenly strided subset of at most ``max_samples``), and the map between cell
     centres is a bilinear interpolation (nearest cell beyond the outer centres). Cells with too
-    few finite pixels take the median cell value. A dask array is measured block by block, and
+    few finite pixels take ``fill``, or the median cell value where it is None. A dask array is
+    measured block by block, and
     ``box`` is then rounded down to a divisor of the block size so that cells never straddle
     blocks, if one of at least half the box and 16 pixels exists (always for power-of-two
     chunks); otherwise (e.g. the odd blocks of an averaged grid) the cells are measured on the
     array rechunked to a multiple of ``box``. The map comes back as a lazy dask array with the
     image's chunks (numpy for numpy).
 
+    ``statistic`` maps a cell's finite pixel values (at least 100) to a number, raising
+    RadiofindError where it cannot (a constant cell); ``what`` names the map in errors.
+
     Returns
     -------
-    rms_map, cell_sigmas, box
+    map, cell_values, box
         The full-resolution map, the per-cell estimates (ny_cells, nx_cells) and the box used.
     """
     import dask.array as da
 
-    if box < 16:
-        raise RadiofindError(f"the rms box must be at least 16 pixels, got {box}")
+    if box < MIN_BOX:
+        raise RadiofindError(f"the {what} box must be at least {MIN_BOX} pixels, got {box}")
     lazy = hasattr(data, "dask")
     arr = data if lazy else da.from_array(np.asarray(data), chunks=data.shape)
     ny, nx = arr.shape
@@ -143,7 +174,7 @@ def local_rms(data, *, box: int, max_samples: int = 16_384):
                 values = pix[np.isfinite(pix)]
                 if values.size >= 100:
                     try:
-                        out[i, j] = clipped_sigma(values)
+                        out[i, j] = statistic(values)
                     except RadiofindError:  # a constant (e.g. zero-filled) cell
                         pass
         return out
@@ -152,8 +183,9 @@ def local_rms(data, *, box: int, max_samples: int = 16_384):
     sig = measured.map_blocks(cells, chunks=coarse, dtype=float,
                               meta=np.empty((0, 0), dtype=float)).compute()
     if not np.isfinite(sig).any():
-        raise RadiofindError("cannot estimate the local noise: no cell has enough finite pixels")
-    sig = np.where(np.isfinite(sig), sig, np.nanmedian(sig))
+        raise RadiofindError(f"cannot estimate the local {what}: no cell has enough finite "
+                             "pixels")
+    sig = np.where(np.isfinite(sig), sig, np.nanmedian(sig) if fill is None else fill)
     starts_y, starts_x = np.arange(0, ny, box), np.arange(0, nx, box)
     centres_y = (starts_y + np.minimum(starts_y + box, ny) - 1) / 2
     centres_x = (starts_x + np.minimum(starts_x + box, nx) - 1) / 2

@@ -33,6 +33,7 @@ from radiofind.simulation.sky import (
 from radiofind.simulation.telescopes import get_telescope
 
 MIN_SIZE = 32  # ducc0's smallest grid; WSClean's pixel centre needs an even size too
+DIFFUSE_FWHM = 180.0  # arcsec: simulate's default size of the diffuse halo
 
 
 def _number(name: str, value: Any, *, integer: bool = False, minimum: float | None = None,
@@ -109,6 +110,8 @@ class SimulationConfig:
     phase_error: float  # antenna-based phase errors on the sky's visibilities, deg rms (0: none)
     resolved: float  # fraction of the sources made elliptical Gaussians (0: all points)
     resolved_fwhm: tuple[float, float]  # their major axes' FWHM range, arcsec
+    diffuse: float  # integrated flux of a diffuse halo at the pointing, flux units (0: none)
+    diffuse_fwhm: float  # its FWHM, arcsec
     image: bool  # not skip_imaging
     keep_ms: bool  # not drop_ms
     seed: int
@@ -179,6 +182,8 @@ class SimulationConfig:
             phase_error=_number("phase_error", p.get("phase_error") or 0.0, minimum=0),
             resolved=_number("resolved", p.get("resolved") or 0.0, minimum=0, maximum=1),
             resolved_fwhm=_fwhm_range(p.get("resolved_fwhm", RESOLVED_FWHM)),
+            diffuse=_number("diffuse", p.get("diffuse") or 0.0, minimum=0),
+            diffuse_fwhm=_number("diffuse_fwhm", p.get("diffuse_fwhm", DIFFUSE_FWHM), above=0),
             image=image, keep_ms=not p["drop_ms"],
             seed=_number("seed", p["seed"], integer=True, minimum=0),
             threads=threads or os.cpu_count() or 1, overwrite=bool(p["overwrite"]))
@@ -256,7 +261,22 @@ class SimulationConfig:
                     "RESFWHM1": (self.resolved_fwhm[0], "least major FWHM, arcsec"),
                     "RESFWHM2": (self.resolved_fwhm[1], "greatest major FWHM, arcsec")}
                    if self.resolved else {}),
+                **({"DIFFSNR": (self.diffuse, "diffuse halo's flux, SNR units (not a row)"),
+                    "DIFFFWHM": (self.diffuse_fwhm, "its FWHM, arcsec"),
+                    "DIFFX": (self.size // 2, "its centre, 0-based pixel x"),
+                    "DIFFY": (self.size // 2, "its centre, 0-based pixel y")}
+                   if self.diffuse else {}),
                 **(self.beam_keywords() if self.primary_beam else {})}
+
+    def diffuse_halo(self, flux_unit: float) -> tuple[int, int, float, float] | None:
+        """The diffuse halo as (x, y, apparent flux in Jy, FWHM in arcsec), None without one:
+        round, at the pointing (the image's centre pixel), attenuated by the primary beam's
+        gain there if the sky is."""
+        if not self.diffuse:
+            return None
+        c = self.size // 2
+        gain = float(self.beam_gain([c], [c])[0]) if self.primary_beam else 1.0
+        return c, c, self.diffuse * flux_unit * gain, self.diffuse_fwhm
 
     def beam_keywords(self) -> dict:
         """FITS header keywords of the primary beam (the truth's and ``pb.fits``'s)."""

@@ -158,15 +158,18 @@ def antenna_phases(tab, phase_error_deg: float, rng: np.random.Generator,
 
 def fill_ms(path: str | os.PathLike, sky: PointSky, *, size: int, scale: float, sigma: float,
             rng: np.random.Generator, threads: int = 1, max_samples: int = 4_000_000,
-            phase_error: float = 0.0, gain_rng: np.random.Generator | None = None) -> None:
+            phase_error: float = 0.0, gain_rng: np.random.Generator | None = None,
+            diffuse: tuple[int, int, float, float] | None = None) -> None:
     """Write DATA = sky + thermal noise, and SIGMA/WEIGHT, into a Measurement Set.
 
     XX and YY carry the Stokes I flux (an unpolarised source: I = (XX + YY) / 2), XY and YX none;
     every correlation gets independent noise of ``sigma`` (re and im). ``phase_error`` (degrees
     rms, 0: none) corrupts the sky's visibilities, not the noise, with antenna-based phase errors
     drawn by ``gain_rng`` (:func:`antenna_phases`): what calibration leaves, which a bright
-    source spreads over the image as artefacts. Rows are processed in chunks of at most
-    ``max_samples`` row x channel samples (about 64 bytes each in memory).
+    source spreads over the image as artefacts. ``diffuse`` (x, y, flux in Jy, FWHM in arcsec)
+    adds a round Gaussian of diffuse emission to the sky that is not one of its sources. Rows
+    are processed in chunks of at most ``max_samples`` row x channel samples (about 64 bytes
+    each in memory).
     """
     from casacore.tables import table
 
@@ -175,6 +178,10 @@ def fill_ms(path: str | os.PathLike, sky: PointSky, *, size: int, scale: float, 
     freqs = ms_frequencies(path)
     model = model_image(sky.x, sky.y, sky.apparent_flux, size, major=sky.major,
                         minor=sky.minor, pa=sky.pa, scale=scale)
+    if diffuse is not None:
+        hx, hy, hflux, hfwhm = diffuse
+        model += model_image([hx], [hy], [hflux], size, major=np.array([hfwhm]),
+                             minor=np.array([hfwhm]), pa=np.zeros(1), scale=scale)
     with table(os.fspath(path), readonly=False, ack=False) as tab:
         nrow = tab.nrows()
         ncorr = tab.getcell("DATA", 0).shape[1]

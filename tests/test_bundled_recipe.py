@@ -2,8 +2,8 @@
 
 ``scripts/train_bundled_models.sh`` is the shipped recipe of the four bundled models: the settings
 each card records (version, epochs, input binning, demand image and the alphas and b_n searched,
-the batches, the seed, confirmation and whitening settings) must be the ones the script passes to ``radiofind
-train``, or re-running it would not give the models the package ships.
+the batches, the seed, confirmation and whitening settings) must be the ones the script passes to
+``radiofind train``, or re-running it would not give the models the package ships.
 """
 
 import json

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
-from synthetic import make_header, make_image, write_image
+from synthetic import make_header, make_image, with_sources, write_image
 
 from radiofind.detect.blobs import find_blobs
 from radiofind.errors import RadiofindError
@@ -278,3 +278,73 @@ def test_detect_on_a_dask_cluster_matches_local_threads(tmp_path):
     a, b = _catalogue(tmp_path / "local"), _catalogue(tmp_path / "cluster")
     assert len(a) > 5
     np.testing.assert_allclose(np.c_[b["x"], b["y"]], np.c_[a["x"], a["y"]], atol=1e-4)
+
+
+def _plateau(size: int, fwhm: float, height: float) -> np.ndarray:
+    """A round Gaussian of diffuse emission, ``fwhm`` pixels, centred on the image."""
+    y, x = np.mgrid[0:size, 0:size] - size / 2
+    return (height * np.exp(-4 * np.log(2) * (x**2 + y**2) / fwhm**2)).astype(np.float32)
+
+
+def test_local_background_follows_diffuse_emission_and_not_the_sources():
+    import dask.array as da
+
+    from radiofind.noise import clipped_median, local_background
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(2.0, 1.0, 5000)
+    assert clipped_median(values) == pytest.approx(2.0, abs=0.05)
+    # A few bright outliers (sources) do not move the clipped median.
+    assert clipped_median(np.r_[values, np.full(200, 50.0)]) == pytest.approx(2.0, abs=0.1)
+    data, *_ = make_image(512, n_sources=40, snr=(20.0, 200.0), noise=1.0, seed=4)
+    halo = _plateau(512, 200.0, 6.0)
+    bkg, cells, box = local_background(da.from_array(data + halo, chunks=128), box=32)
+    assert box == 32 and cells.shape == (16, 16)
+    bkg = bkg.compute()
+    np.testing.assert_allclose(local_background(data + halo, box=32)[0], bkg, rtol=1e-5,
+                               atol=1e-6)
+    # It reads the halo to within a fraction of the noise, and nothing where there is none.
+    inner = np.hypot(*(np.mgrid[0:512, 0:512] - 256)) < 100
+    assert np.abs(bkg - halo)[inner].mean() < 0.3
+    assert np.abs(local_background(data, box=32)[0]).mean() < 0.15
+    with pytest.raises(RadiofindError, match="background box must be at least 16"):
+        local_background(data, box=8)
+
+
+def test_detect_subtracts_a_local_background_under_the_sources(tmp_path):
+    from radiofind.detect.run import detect
+
+    noise = 1e-5
+    # Sources of 12 sigma on the halo's top and flanks, and far from it.
+    x = np.array([256, 236, 286, 256, 60, 450, 80, 430])
+    y = np.array([256, 276, 246, 216, 60, 450, 440, 70])
+    data = with_sources(512, x, y, 12 * noise, seed=5)
+    halo = _plateau(512, 160.0, 8.0 * noise)
+    image = write_image(tmp_path / "halo.fits", data + halo, make_header(512))
+    on_halo = []
+    for mode in ("none", "local"):
+        out = tmp_path / mode
+        summary = detect(image=image, outdir=str(out), **MODEL, background=mode, bkg_box=32,
+                         chunk=128)
+        table = _catalogue(out)
+        assert ("BKGBOX" in table.meta) == (mode == "local")
+        # Every detection's peak: on the halo the plain search reads the halo in, the other
+        # reads the source above it.
+        near = np.hypot(table["x"] - 256, table["y"] - 256) < 80
+        on_halo.append(int(near.sum()))
+        src = [int(np.argmin(np.hypot(table["x"] - xs, table["y"] - ys))) for xs, ys in
+               zip(x, y, strict=True)]
+        d = np.hypot(np.asarray(table["x"])[src] - x, np.asarray(table["y"])[src] - y)
+        assert (d < 2).all()  # every source found either way
+        peak = np.asarray(table["peak"])[src]
+        plain_peak = peak if mode == "none" else plain_peak
+        if mode == "local":  # the peaks of the sources on the halo now stand above it
+            halo_there = halo[y, x]
+            assert (halo_there > 4 * noise).sum() == 4
+            np.testing.assert_allclose(plain_peak - peak, halo_there, atol=1.5 * noise)
+            np.testing.assert_allclose(table["snr"], table["peak"] / summary["noise"],
+                                       rtol=1e-4)
+    # The halo's noise peaks, read above the halo by the plain search, are far fewer above it.
+    assert on_halo[1] < on_halo[0]
+    with pytest.raises(RadiofindError, match="background must be"):
+        detect(image=image, outdir=str(tmp_path / "x"), **MODEL, background="bane")

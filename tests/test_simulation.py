@@ -813,3 +813,27 @@ def test_simulate_resolved_sources_peak_lower_and_lie_along_their_position_angle
         angle = np.degrees(0.5 * np.arctan2(2 * mxy, myy - mxx))  # from +y towards +x
         pa_seen = (-angle) % 180.0  # East is -x
         assert min(abs(pa_seen - row["pa"]), 180 - abs(pa_seen - row["pa"])) < 20.0, row["pa"]
+
+
+@needs_wsclean
+def test_simulate_a_diffuse_halo_at_the_pointing(tmp_path):
+    from radiofind.simulation.run import simulate
+
+    kw = dict(TINY, seed=2, n_sources=4, weightings=["natural"], niter=0)
+    plain = simulate(outdir=tmp_path / "plain", **kw)
+    halo = simulate(outdir=tmp_path / "halo", diffuse=400.0, diffuse_fwhm=90.0, **kw)
+    truth = Table.read(tmp_path / "halo" / "truth.fits")
+    assert len(truth) == 4  # the halo is not a source of the catalogue
+    assert truth.meta["DIFFSNR"] == 400.0 and truth.meta["DIFFFWHM"] == 90.0
+    assert (truth.meta["DIFFX"], truth.meta["DIFFY"]) == (128, 128)
+    assert "diffuse_peak_snr" not in plain["images"]["natural"]
+    peak = halo["images"]["natural"]["diffuse_peak_snr"]
+    # 400 units of flux over a 90" disc, seen by a ~40" beam: a few sigma at its centre, and
+    # the image there is raised by about that much over the same sky without it.
+    a = read_image(tmp_path / "plain" / "natural-image.fits").data
+    b = read_image(tmp_path / "halo" / "natural-image.fits").data
+    rise = (b[128, 128] - a[128, 128]) / halo["images"]["natural"]["noise"]
+    assert 3 < peak and rise == pytest.approx(peak - a[128, 128] / halo["images"]["natural"][
+        "noise"], abs=0.5)
+    edge = (b[10, 10] - a[10, 10]) / halo["images"]["natural"]["noise"]
+    assert abs(edge) < 0.5 * rise  # diffuse, but at the pointing

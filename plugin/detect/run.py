@@ -32,6 +32,7 @@ from radiofind.io.images import (
     FitsMapWriter,
     FitsPlane,
     Image,
+    background_subtracted,
     binned,
     binned_pixels,
     check_another,
@@ -43,6 +44,7 @@ from radiofind.io.images import (
     whitened_image,
 )
 from radiofind.io.outputs import staged_outputs
+from radiofind.noise import MIN_BOX
 
 log = logging.getLogger("radiofind.detect")
 
@@ -50,6 +52,7 @@ MIN_CHUNK = 64
 CONFIRM_SNR = 4.0  # least SNR in --confirm-image (see confirmation_snr; README)
 WHITENED = "whitened"  # confirm_with: the searched image whitened by its own noise (--psf)
 RMS_BOX_BEAMS = 30  # default local-rms cell, in beams (BANE's default box is ~30 beams)
+BKG_BOX_BEAMS = 3  # default background cell, beams (benchmarks/background_box.py chose it)
 # With one global noise, detect warns when the noise in the image's corners is more than this
 # factor of that at its centre, and more than sampling alone would give (noise_spread), as in a
 # primary-beam-corrected image: 1.42-1.79 on the 2048² MeerKAT and ASKAP ones of the
@@ -156,10 +159,26 @@ def _negatives(table, negative_snr) -> dict:
     return {"n": int(neg.size), "above": above, "purity": purity}
 
 
+def minus_background(img: Image, box: int | None) -> Image:
+    """``img`` less its local background (clipped medians of ``box``-pixel cells, default
+    :data:`BKG_BOX_BEAMS` beams but at least :data:`MIN_BOX` pixels, interpolated;
+    :func:`radiofind.noise.local_background`)."""
+    from radiofind.noise import local_background
+
+    box = box or max(MIN_BOX, int(round(BKG_BOX_BEAMS * img.beam_pixels)))
+    try:
+        bkg, cells, box = local_background(img.data, box=box)
+    except RadiofindError as err:
+        raise RadiofindError(f"{img.path}: {err}") from None
+    log.info("background in %d-pixel cells: %.3g to %.3g", box, cells.min(), cells.max())
+    return background_subtracted(img, bkg, box)
+
+
 def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int | None = None,
            a_min: int | None = None, centre: str | None = None, threshold: float | None = None,
            deblend: float | None = None, noise: str = "global", rms_box: int | None = None,
-           chunk: int = 1024, scheduler: str | None = None, progress: bool = False,
+           background: str = "none", bkg_box: int | None = None, chunk: int = 1024,
+           scheduler: str | None = None, progress: bool = False,
            refine_snr: float | None = None, response_snr: float | None = None,
            min_response: float | None = None, confirm_image: str | None = None,
            confirm_snr: float = CONFIRM_SNR, psf: str | None = None,
@@ -178,7 +197,8 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
 
 def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None,
             a_min: int | None, centre: str | None, threshold: float | None,
-            deblend: float | None, noise: str, rms_box: int | None, chunk: int,
+            deblend: float | None, noise: str, rms_box: int | None, background: str,
+            bkg_box: int | None, chunk: int,
             scheduler: str | None, progress: bool, refine_snr: float | None,
             response_snr: float | None, min_response: float | None, confirm_image: str | None,
             confirm_snr: float, psf: str | None, whiten_snr: float | None,
@@ -224,6 +244,8 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
         check_symmetries(symmetries)
     if noise not in ("global", "local"):
         raise RadiofindError(f"noise must be 'global' or 'local', got {noise!r}")
+    if background not in ("none", "local"):
+        raise RadiofindError(f"background must be 'none' or 'local', got {background!r}")
     t_artefact = DEFAULT_T if artefact_check is None else float(artefact_check)
     if not (math.isfinite(t_artefact) and t_artefact >= 0):
         raise RadiofindError(f"--artefact-check must be a number >= 0 (0: off), got "
@@ -240,6 +262,9 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
     elif psf:
         check_another(psf, image, "--psf")
         open_image(psf, require_beam=False)  # a clear error for a missing or non-image file
+    if background == "local":
+        img = minus_background(img, bkg_box)
+        other = None if other is None else minus_background(other, bkg_box)
     if negate:
         img = negated(img)
         other = None if other is None else negated(other)
@@ -494,6 +519,8 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
             table.meta["DELTAMAX"] = tbd["delta_max"]
         if negate:
             table.meta["NEGATED"] = (True, "the image times -1 searched")
+        if background == "local":
+            table.meta["BKGBOX"] = (int(img.header["RFBKGBOX"]), "background cell, pixels")
         table.meta["ARTEFT"] = (float(t_artefact), "artefact check's t (0: off)")
         if t_artefact > 0:
             table.meta["ARTEFM"] = (MIRROR_SIGMA, "artefact check's mirror cut, spreads")

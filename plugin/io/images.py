@@ -488,6 +488,15 @@ class _NegatedPoints:
         return -np.asarray(self.points[key])
 
 
+def background_subtracted(img: Image, background, box: int) -> Image:
+    """``img`` less a background map (its shape; lazily for a lazy image): diffuse emission
+    taken out from under the compact sources, whose peaks and SNRs are then read above it."""
+    header = img.header.copy()
+    header["RFBKGBOX"] = (int(box), "radiofind: background cell, pixels")
+    return Image(data=img.data - background, wcs=img.wcs, beam=img.beam, header=header,
+                 path=img.path, points=None)
+
+
 def negated(img: Image) -> Image:
     """``img`` times -1, lazily (blanks stay blank): its sources become troughs and its noise
     troughs become peaks, with the same statistics as the noise peaks of ``img`` where the noise
