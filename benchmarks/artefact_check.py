@@ -36,9 +36,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from detection import field_truth  # noqa: E402
+from generalisation import VALIDATION_SEEDS as SEEDS  # noqa: E402
 from generalisation import detect_field, simulate_field  # noqa: E402
 
-SEEDS = list(range(800006, 800012))
 VARIANTS = ("strong-phase-3", "strong-phase-1", "strong-source")
 TELESCOPES = ("meerkat", "askap")
 WEIGHTINGS = ("natural", "uniform")

@@ -39,9 +39,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from detection import field_match, field_truth, fmt  # noqa: E402
+from generalisation import VALIDATION_SEEDS as SEEDS  # noqa: E402
 from generalisation import detect_field, diffuse_check, simulate_field  # noqa: E402
 
-SEEDS = list(range(800006, 800012))
 TELESCOPES = ("meerkat", "askap")
 WEIGHTINGS = ("natural", "uniform")
 BOXES_BEAMS = (0, 3, 4, 6, 8)  # 0: no background

@@ -110,6 +110,8 @@ from detection import (  # noqa: E402
 
 WEIGHTINGS = ("natural", "uniform")
 FIRST_SEED = 800000
+# Fields the settings searches use (artefact_check.py, background_box.py); no table reports them.
+VALIDATION_SEEDS = list(range(800006, 800012))
 SIZE, SCALE, N_SOURCES, SNR_SCALE, SNR_MIN = 1024, 1.5, 150, 2.5, 0.1
 BDSF_THRESHOLDS = (3.0, 5.0)  # PyBDSF's defaults (thresh_isl, thresh_pix): the reference column
 SPUR_BEAMS = 10.0  # radius, in beams, searched for spurious detections around the strong source
