@@ -311,7 +311,7 @@ def test_local_background_follows_diffuse_emission_and_not_the_sources():
         local_background(data, box=8)
 
 
-def test_detect_subtracts_a_local_background_under_the_sources(tmp_path):
+def test_detect_subtracts_a_local_background_under_the_sources(tmp_path, caplog):
     from radiofind.detect.run import detect
 
     noise = 1e-5
@@ -346,5 +346,6 @@ def test_detect_subtracts_a_local_background_under_the_sources(tmp_path):
                                        rtol=1e-4)
     # The halo's noise peaks, read above the halo by the plain search, are far fewer above it.
     assert on_halo[1] < on_halo[0]
+    assert "meant for natural-weighting images" in caplog.text  # MODEL is a uniform one
     with pytest.raises(RadiofindError, match="background must be"):
         detect(image=image, outdir=str(tmp_path / "x"), **MODEL, background="bane")
