@@ -46,8 +46,9 @@ Variants share the fields' seeds, so each is the baseline sky changed in one way
   around each resolved source, beside the same count around the same positions in the baseline
   (the same sky with every source a point), for radiofind and PyBDSF. `resolved-bright`: the
   same with SNR scale 10 instead of 2.5, so that many resolved sources are bright enough to
-  break up into several detections; its fragments are compared with the same bright sky of
-  points (simulated for this, `resolved-bright-without-resolved` in the work folder).
+  break up into several detections, if they do; its fragments are compared with the same
+  bright sky of points (simulated for this, `resolved-bright-without-resolved` in the work
+  folder).
 - `diffuse`: a round halo of diffuse emission at the pointing, as a cluster's radio halo
   (simulate --diffuse 300: FWHM 3', about 7 sigma at its peak in a MeerKAT natural image and
   1.5 in a uniform one), searched with `detect --background local`, and with detect's defaults
