@@ -126,14 +126,13 @@ def local_map(data, *, box: int, statistic, what: str, max_samples: int = 16_384
               fill: float | None = None):
     """A statistic of ``box``-pixel cells of the image, interpolated between their centres.
 
-    The image is cut into cells of ``box`` x ``box`` pixels; each cell's noise comes from its
+    The image is cut into cells of ``box`` x ``box`` pixels; each cell's value comes from its
     finite pixels (an evenly strided subset of at most ``max_samples``), and the map between cell
     centres is a bilinear interpolation (nearest cell beyond the outer centres). Cells with too
     few finite pixels take ``fill``, or the median cell value where it is None. A dask array is
-    measured block by block, and
-    ``box`` is then rounded down to a divisor of the block size so that cells never straddle
-    blocks, if one of at least half the box and 16 pixels exists (always for power-of-two
-    chunks); otherwise (e.g. the odd blocks of an averaged grid) the cells are measured on the
+    measured block by block, and ``box`` is then rounded down to a divisor of the block size so
+    that cells never straddle blocks, if one of at least half the box and 16 pixels exists
+    (always for power-of-two chunks); otherwise (e.g. the odd blocks of an averaged grid) the cells are measured on the
     array rechunked to a multiple of ``box``. The map comes back as a lazy dask array with the
     image's chunks (numpy for numpy).
 
