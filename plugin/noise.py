@@ -132,9 +132,9 @@ def local_map(data, *, box: int, statistic, what: str, max_samples: int = 16_384
     few finite pixels take ``fill``, or the median cell value where it is None. A dask array is
     measured block by block, and ``box`` is then rounded down to a divisor of the block size so
     that cells never straddle blocks, if one of at least half the box and 16 pixels exists
-    (always for power-of-two chunks); otherwise (e.g. the odd blocks of an averaged grid) the cells are measured on the
-    array rechunked to a multiple of ``box``. The map comes back as a lazy dask array with the
-    image's chunks (numpy for numpy).
+    (always for power-of-two chunks); otherwise (e.g. the odd blocks of an averaged grid) the
+    cells are measured on the array rechunked to a multiple of ``box``. The map comes back as a
+    lazy dask array with the image's chunks (numpy for numpy).
 
     ``statistic`` maps a cell's finite pixel values (at least 100) to a number, raising
     RadiofindError where it cannot (a constant cell); ``what`` names the map in errors.
