@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import warnings
+
 import numpy as np
 
 from radiofind.errors import RadiofindError
@@ -69,18 +71,51 @@ def _clipped(values: np.ndarray, clip: float, iterations: int) -> tuple[float, f
     values = np.asarray(values, dtype=np.float32).ravel()
     if values.size < 100:
         raise RadiofindError(f"cannot estimate the image noise: only {values.size} finite pixels")
-    keep = values
-    sigma = med = np.nan
-    for _ in range(iterations):
-        med = np.median(keep)
-        sigma = MAD_TO_SIGMA * np.median(np.abs(keep - med))
-        if not sigma > 0:
-            raise RadiofindError("cannot estimate the image noise: the image is constant")
-        new = values[np.abs(values - med) < clip * sigma]
-        if new.size == keep.size:
-            break
-        keep = new
-    return float(med), float(sigma)
+    med, sigma = clipped_rows(values[None, :], clip=clip, iterations=iterations)
+    if not sigma[0] > 0:
+        raise RadiofindError("cannot estimate the image noise: the image is constant")
+    return float(med[0]), float(sigma[0])
+
+
+def _nanmedian_rows(a: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(a, axis=1)``, the same values, faster for many short rows (NumPy loops
+    over rows longer than 600 in Python): the rows sorted once, blanks last."""
+    if a.shape[0] == 1:
+        return np.nanmedian(a, axis=1)
+    ordered = np.sort(a, axis=1)
+    n = np.isfinite(a).sum(axis=1)
+    rows = np.arange(a.shape[0])
+    lo, hi = ordered[rows, np.maximum(n - 1, 0) // 2], ordered[rows, n // 2 - (n == 0)]
+    # The two middle values' mean, as np.median takes it (an odd count: the middle one twice).
+    mid = np.where(n % 2 == 1, lo, (lo + hi) / np.float32(2))
+    return np.where(n > 0, mid, np.nan).astype(a.dtype)
+
+
+def clipped_rows(rows: np.ndarray, *, clip: float = 3.0,
+                 iterations: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`clipped_median` and :func:`clipped_sigma` of each row of ``rows`` (NaN: no
+    value), all rows at once; NaN for a row with no value or a constant one. Each row stops
+    where its clipping stops changing, as one array alone would."""
+    keep = rows = np.asarray(rows, dtype=np.float32)
+    n = rows.shape[0]
+    med, sigma = np.full(n, np.nan), np.full(n, np.nan)
+    done, bad = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        for _ in range(iterations):
+            m = _nanmedian_rows(keep)
+            s = MAD_TO_SIGMA * _nanmedian_rows(np.abs(keep - m[:, None]))
+            fresh = ~done
+            med[fresh], sigma[fresh] = m[fresh], s[fresh]
+            bad |= fresh & ~(s > 0)
+            new = np.where(np.abs(rows - m[:, None]) < clip * s[:, None], rows, np.nan)
+            done |= np.isfinite(new).sum(axis=1) == np.isfinite(keep).sum(axis=1)
+            done |= bad
+            if done.all():
+                break
+            keep = np.where(done[:, None], keep, new)
+    med[bad] = sigma[bad] = np.nan
+    return med, sigma
 
 
 def pixel_sample(data, *, max_samples: int = 4_000_000, seed: int = 0) -> np.ndarray:
@@ -111,18 +146,17 @@ def _block_sample(block: np.ndarray, n: int, seed) -> np.ndarray:
 def local_rms(data, *, box: int, max_samples: int = 16_384):
     """A BANE-like noise map: the clipped-MAD sigma in ``box``-pixel cells, interpolated (see
     :func:`local_map`)."""
-    return local_map(data, box=box, statistic=clipped_sigma, what="rms",
-                     max_samples=max_samples)
+    return local_map(data, box=box, statistic="sigma", what="rms", max_samples=max_samples)
 
 
 def local_background(data, *, box: int, max_samples: int = 16_384):
     """A BANE-like background map: the clipped median in ``box``-pixel cells, interpolated (see
     :func:`local_map`): the level of diffuse emission under compact sources."""
-    return local_map(data, box=box, statistic=clipped_median, what="background",
+    return local_map(data, box=box, statistic="median", what="background",
                      max_samples=max_samples, fill=0.0)
 
 
-def local_map(data, *, box: int, statistic, what: str, max_samples: int = 16_384,
+def local_map(data, *, box: int, statistic: str, what: str, max_samples: int = 16_384,
               fill: float | None = None):
     """A statistic of ``box``-pixel cells of the image, interpolated between their centres.
 
@@ -136,8 +170,9 @@ def local_map(data, *, box: int, statistic, what: str, max_samples: int = 16_384
     cells are measured on the array rechunked to a multiple of ``box``. The map comes back as a
     lazy dask array with the image's chunks (numpy for numpy).
 
-    ``statistic`` maps a cell's finite pixel values (at least 100) to a number, raising
-    RadiofindError where it cannot (a constant cell); ``what`` names the map in errors.
+    ``statistic`` is the cells' clipped ``"median"`` or ``"sigma"`` (:func:`clipped_rows`, of
+    cells with at least 100 finite pixels; not of a constant one); ``what`` names the map in
+    errors.
 
     Returns
     -------
@@ -164,19 +199,21 @@ def local_map(data, *, box: int, statistic, what: str, max_samples: int = 16_384
                 measured = arr.rechunk(box * max(1, step // box))
     stride = max(1, int(np.ceil(box / np.sqrt(max_samples))))
 
+    which = {"median": 0, "sigma": 1}[statistic]
+
     def cells(block: np.ndarray) -> np.ndarray:
+        # Every cell of the block at once: the block padded with blanks to whole cells, each
+        # cell's (strided) pixels one row.
         h, w = block.shape
-        out = np.full((-(-h // box), -(-w // box)), np.nan)
-        for i in range(out.shape[0]):
-            for j in range(out.shape[1]):
-                pix = block[i * box:(i + 1) * box:stride, j * box:(j + 1) * box:stride]
-                values = pix[np.isfinite(pix)]
-                if values.size >= 100:
-                    try:
-                        out[i, j] = statistic(values)
-                    except RadiofindError:  # a constant (e.g. zero-filled) cell
-                        pass
-        return out
+        ncy, ncx = -(-h // box), -(-w // box)
+        padded = np.full((ncy * box, ncx * box), np.nan, dtype=np.float32)
+        padded[:h, :w] = block
+        rows = padded.reshape(ncy, box, ncx, box)[:, ::stride, :, ::stride]
+        rows = rows.transpose(0, 2, 1, 3).reshape(ncy * ncx, -1)
+        rows = np.where(np.isfinite(rows), rows, np.nan)
+        out = clipped_rows(rows)[which]
+        out[np.isfinite(rows).sum(axis=1) < 100] = np.nan
+        return out.reshape(ncy, ncx)
 
     coarse = tuple(tuple(-(-n // box) for n in ch) for ch in measured.chunks)
     sig = measured.map_blocks(cells, chunks=coarse, dtype=float,

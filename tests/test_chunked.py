@@ -349,3 +349,19 @@ def test_detect_subtracts_a_local_background_under_the_sources(tmp_path, caplog)
     assert "meant for natural-weighting images" in caplog.text  # MODEL is a uniform one
     with pytest.raises(RadiofindError, match="background must be"):
         detect(image=image, outdir=str(tmp_path / "x"), **MODEL, background="bane")
+
+
+def test_clipped_rows_is_each_rows_clipped_median_and_sigma():
+    from radiofind.noise import clipped_median, clipped_rows, clipped_sigma
+
+    rng = np.random.default_rng(7)
+    rows = rng.normal(1.0, 2.0, (6, 400)).astype(np.float32)
+    rows[1, :30] += 50.0  # outliers: more clipping iterations than the others
+    rows[2, 200:] = np.nan  # fewer values
+    rows[3] = np.nan  # none
+    rows[4] = 2.5  # constant
+    med, sigma = clipped_rows(rows)
+    for i in (0, 1, 2, 5):
+        values = rows[i][np.isfinite(rows[i])]
+        assert med[i] == clipped_median(values) and sigma[i] == clipped_sigma(values)
+    assert np.isnan(med[3]) and np.isnan(sigma[3]) and np.isnan(med[4]) and np.isnan(sigma[4])
