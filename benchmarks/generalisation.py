@@ -91,6 +91,8 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -337,7 +339,9 @@ def resolved_check(folder: Path, baseline: Path, weighting: str, catalog: Path, 
 
 def diffuse_check(folder: Path, baseline: Path, weighting: str, catalog: Path, match,
                   base_catalog: Path) -> dict:
-    """On the diffuse halo (within its FWHM of its centre): the true sources of SNR >= 5 there
+    """``match``: the catalogue scored in the baseline's image (:data:`SCORED_WITHOUT`).
+
+    On the diffuse halo (within its FWHM of its centre): the true sources of SNR >= 5 there
     (read in the baseline's image, the same sky and noise without the halo: a source's own
     height) and those found, and the unmatched detections there: all; of SNR >= 5 in this image
     (halo included), in the baseline's (their height above the halo), and as the catalogue reads
@@ -351,8 +355,7 @@ def diffuse_check(folder: Path, baseline: Path, weighting: str, catalog: Path, m
     ra, dec = image.pixel_to_world(np.array([float(cx)]), np.array([float(cy)]))
     tx, ty = np.asarray(truth["x"]), np.asarray(truth["y"])
     scale = image.pixel_scale_deg * 3600.0
-    here = field_match(folder, weighting, catalog)  # SNRs with the halo
-    match = field_match(baseline, weighting, catalog)  # the same detections, without it
+    here = field_match(folder, weighting, catalog)  # SNRs with the halo; match's without it
     on = (np.hypot(tx - cx, ty - cy) * scale <= fwhm) & (
         np.nan_to_num(match.truth_snr, nan=-1.0) >= 5)
     sim = json.loads((folder / "simulation.json").read_text())
@@ -375,17 +378,26 @@ def diffuse_check(folder: Path, baseline: Path, weighting: str, catalog: Path, m
                                                              snr=claimed(base_catalog))}
 
 
-# simulate() parameter -> the check of a variant that changes it, and the variant's other
-# changes its reference field keeps (the baseline's field where it keeps none): the strong
-# source's fields are compared with the baseline, phase errors or not; the bright resolved sky
-# with the same bright sky of points.
-SAME_SKY_CHECKS = {"bright_source": (strong_source_check, ()),
-                   "resolved": (resolved_check, ("snr_scale",)),
-                   "diffuse": (diffuse_check, ())}
+@dataclass(frozen=True)
+class SameSky:
+    """The check of the variants that make one change to the baseline's sky."""
+
+    check: Callable  # (folder, reference, weighting, catalogue, match, reference catalogue)
+    name: str  # its results' key
+    keeps: tuple[str, ...] = ()  # the variant's other changes its reference field keeps
+    every_finder: bool = True  # also for detect's defaults and PyBDSF, not radiofind alone
+
+
+# simulate() parameter -> its check. The reference is the field without the change (the
+# baseline's, where it keeps nothing): the strong source's fields are compared with the
+# baseline, phase errors or not; the bright resolved sky with the same bright sky of points.
+SAME_SKY_CHECKS = {"bright_source": SameSky(strong_source_check, "strong_source",
+                                            every_finder=False),
+                   "resolved": SameSky(resolved_check, "resolved", keeps=("snr_scale",)),
+                   "diffuse": SameSky(diffuse_check, "diffuse")}
 # variant -> the change whose reference field's image scores its catalogues: a source's SNR on
 # a diffuse halo is its own height, not the halo's under it.
 SCORED_WITHOUT = {"diffuse": "diffuse"}
-CHECK_NAMES = {"bright_source": "strong_source", "resolved": "resolved", "diffuse": "diffuse"}
 
 
 def baseline_threshold(work: Path, seeds: list[int], weighting: str, telescope: str) -> float:
@@ -430,7 +442,7 @@ def main() -> None:
     def reference_of(folder: Path, variant: str, key: str) -> Path:
         """The field of the same seed with the variant's change ``key`` undone, and those
         :data:`SAME_SKY_CHECKS` does not keep: the same sky without it."""
-        rest = {k: v for k, v in VARIANTS[variant][1].items() if k in SAME_SKY_CHECKS[key][1]}
+        rest = {k: v for k, v in VARIANTS[variant][1].items() if k in SAME_SKY_CHECKS[key].keeps}
         name = f"{variant}-without-{key.replace('_', '-')}" if rest else "baseline"
         return simulate_field(work, name, int(folder.name.split("-")[1]), args.telescope,
                               rest)[0]
@@ -461,6 +473,7 @@ def main() -> None:
                       "seconds": {"simulate": round(sim_s, 1)}, "weightings": {}}
         image, options = SEARCHED.get(variant, ("image", {}))
         key = next((k for k in VARIANTS[variant][1] if k in SAME_SKY_CHECKS), None)
+        same = SAME_SKY_CHECKS.get(key)
 
         def same_sky(w: str, cats: list[Path], matches: list, **finder) -> list[dict]:
             """The variant's same-sky check of each field's catalogue, against its reference
@@ -471,7 +484,7 @@ def main() -> None:
                 base = reference_of(f, variant, key)
                 base_cat = (run_bdsf(base, w, finder["bdsf"])[0] if "bdsf" in finder
                             else detect_field(base, w, **finder)[0])
-                checks.append(SAME_SKY_CHECKS[key][0](f, base, w, c, m, base_cat))
+                checks.append(same.check(f, base, w, c, m, base_cat))
             return checks
 
         for w in sims[0]["parameters"]["weightings"]:
@@ -481,7 +494,7 @@ def main() -> None:
                 infos.append(info)
                 cats.append(cat)
                 matches.append(field_match(scored_in(folder), w, cat))
-            strong = same_sky(w, cats, matches, **options) if key else []
+            strong = same_sky(w, cats, matches, **options) if same else []
             full = score_fields(matches)
             res = summary(full)
             res.update(above_five(matches))
@@ -500,7 +513,7 @@ def main() -> None:
                                      for k in ("bmaj", "bmin")] for s in sims],
                     "detect_seconds": round(sum(i["seconds_this_run"] for i in infos), 1)}
             if strong:
-                wres[CHECK_NAMES[key]] = strong
+                wres[same.name] = strong
             if not args.no_fixed_threshold and w in WEIGHTINGS:  # the baseline's weightings
                 thr = baseline_threshold(work, seeds, w, args.telescope)
                 # The same network output cut at the baseline's threshold: tells the network's
@@ -522,8 +535,8 @@ def main() -> None:
                 plain = [field_match(scored_in(f), w, c)
                          for f, c in zip(folders, plain_cats, strict=True)]
                 wres["detect_defaults"] = {**summary(score_fields(plain)), **above_five(plain)}
-                if key and key != "bright_source":
-                    wres["detect_defaults"][CHECK_NAMES[key]] = same_sky(w, plain_cats, plain)
+                if same and same.every_finder:
+                    wres["detect_defaults"][same.name] = same_sky(w, plain_cats, plain)
             if not args.no_pybdsf:
                 # PyBDSF on the same images: tells a finder's weakness apart from a change in the
                 # image itself (e.g. deep cleaning turning noise peaks into restored components).
@@ -531,8 +544,8 @@ def main() -> None:
                 bd = [field_match(scored_in(f), w, c) for f, c in zip(folders, cats, strict=True)]
                 wres["pybdsf_default"] = {"thresholds": list(BDSF_THRESHOLDS),
                                           **summary(score_fields(bd)), **above_five(bd)}
-                if key and key != "bright_source":  # (the strong source's came later)
-                    wres["pybdsf_default"][CHECK_NAMES[key]] = same_sky(
+                if same and same.every_finder:
+                    wres["pybdsf_default"][same.name] = same_sky(
                         w, cats, bd, bdsf=BDSF_THRESHOLDS)
             vres["weightings"][w] = wres
             vres["seconds"][f"detect_{w}"] = wres["detect_seconds"]
@@ -556,6 +569,12 @@ def main() -> None:
     (out / f"{stem}.md").write_text(table)
     sys.stdout.write(table)
     print(f"total {results['seconds_total_this_run']:.0f} s this run")
+
+
+def summed(checks: list[dict]) -> dict:
+    """The counts of a same-sky check's fields, summed (its numbers that are not counts left
+    out)."""
+    return {k: sum(c[k] for c in checks) for k, v in checks[0].items() if isinstance(v, int)}
 
 
 def markdown(results: dict) -> str:
@@ -598,7 +617,7 @@ def markdown(results: dict) -> str:
                        ("PyBDSF 3/5", (r.get("pybdsf_default") or {}).get("resolved"))]
             for finder, checks in finders:
                 if checks:
-                    t = {k: sum(c[k] for c in checks) for k in checks[0]}
+                    t = summed(checks)
                     resolved_rows.append(
                         f"| {name} | {w} | {finder} | {t['found_resolved5']} / "
                         f"{t['n_resolved5']} | {t['found_point5']} / {t['n_point5']} | "
@@ -610,7 +629,7 @@ def markdown(results: dict) -> str:
                        ("PyBDSF 3/5", (r.get("pybdsf_default") or {}).get("diffuse"))]
             for finder, checks in finders:
                 if checks:
-                    t = {k: sum(c[k] for c in checks) for k in checks[0] if k != "halo_peak_snr"}
+                    t = summed(checks)
                     peak = np.mean([c["halo_peak_snr"] for c in checks])
                     diffuse_rows.append(
                         f"| {name} | {w} | {finder} | {peak:.1f} | {t['found_true5']} / "

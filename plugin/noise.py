@@ -9,7 +9,6 @@ known (simulations), pixels near them are excluded first.
 from __future__ import annotations
 
 import math
-
 import warnings
 
 import numpy as np
@@ -146,33 +145,35 @@ def _block_sample(block: np.ndarray, n: int, seed) -> np.ndarray:
 def local_rms(data, *, box: int, max_samples: int = 16_384):
     """A BANE-like noise map: the clipped-MAD sigma in ``box``-pixel cells, interpolated (see
     :func:`local_map`)."""
-    return local_map(data, box=box, statistic="sigma", what="rms", max_samples=max_samples)
+    return local_map(data, box=box, statistic="sigma", max_samples=max_samples)
 
 
 def local_background(data, *, box: int, max_samples: int = 16_384):
     """A BANE-like background map: the clipped median in ``box``-pixel cells, interpolated (see
     :func:`local_map`): the level of diffuse emission under compact sources."""
-    return local_map(data, box=box, statistic="median", what="background",
-                     max_samples=max_samples, fill=0.0)
+    return local_map(data, box=box, statistic="median", max_samples=max_samples)
 
 
-def local_map(data, *, box: int, statistic: str, what: str, max_samples: int = 16_384,
-              fill: float | None = None):
+# local_map's statistics: clipped_rows' output, the map's name in errors, and the value of a
+# cell with too few finite pixels (None: the median cell's).
+LOCAL_STATISTICS = {"median": (0, "background", 0.0), "sigma": (1, "rms", None)}
+
+
+def local_map(data, *, box: int, statistic: str, max_samples: int = 16_384):
     """A statistic of ``box``-pixel cells of the image, interpolated between their centres.
 
     The image is cut into cells of ``box`` x ``box`` pixels; each cell's value comes from its
     finite pixels (an evenly strided subset of at most ``max_samples``), and the map between cell
     centres is a bilinear interpolation (nearest cell beyond the outer centres). Cells with too
-    few finite pixels take ``fill``, or the median cell value where it is None. A dask array is
-    measured block by block, and ``box`` is then rounded down to a divisor of the block size so
-    that cells never straddle blocks, if one of at least half the box and 16 pixels exists
-    (always for power-of-two chunks); otherwise (e.g. the odd blocks of an averaged grid) the
-    cells are measured on the array rechunked to a multiple of ``box``. The map comes back as a
-    lazy dask array with the image's chunks (numpy for numpy).
+    few finite pixels take the median cell's value (a noise map) or 0 (a background). A dask
+    array is measured block by block, and ``box`` is then rounded down to a divisor of the
+    block size so that cells never straddle blocks, if one of at least half the box and 16
+    pixels exists (always for power-of-two chunks); otherwise (e.g. the odd blocks of an
+    averaged grid) the cells are measured on the array rechunked to a multiple of ``box``. The
+    map comes back as a lazy dask array with the image's chunks (numpy for numpy).
 
     ``statistic`` is the cells' clipped ``"median"`` or ``"sigma"`` (:func:`clipped_rows`, of
-    cells with at least 100 finite pixels; not of a constant one); ``what`` names the map in
-    errors.
+    cells with at least 100 finite pixels; not of a constant one; :data:`LOCAL_STATISTICS`).
 
     Returns
     -------
@@ -181,6 +182,7 @@ def local_map(data, *, box: int, statistic: str, what: str, max_samples: int = 1
     """
     import dask.array as da
 
+    which, what, fill = LOCAL_STATISTICS[statistic]
     if box < MIN_BOX:
         raise RadiofindError(f"the {what} box must be at least {MIN_BOX} pixels, got {box}")
     lazy = hasattr(data, "dask")
@@ -198,8 +200,6 @@ def local_map(data, *, box: int, statistic: str, what: str, max_samples: int = 1
             else:
                 measured = arr.rechunk(box * max(1, step // box))
     stride = max(1, int(np.ceil(box / np.sqrt(max_samples))))
-
-    which = {"median": 0, "sigma": 1}[statistic]
 
     def cells(block: np.ndarray) -> np.ndarray:
         # Every cell of the block at once: the block padded with blanks to whole cells, each

@@ -28,6 +28,7 @@ import os
 
 import numpy as np
 
+from radiofind.io.images import FWHM_TO_SIGMA
 from radiofind.simulation.noise import add_thermal_noise, sigma_weight
 from radiofind.simulation.sky import PointSky
 
@@ -69,9 +70,6 @@ def dft_visibilities(uvw: np.ndarray, freqs: np.ndarray, l: np.ndarray, m: np.nd
     for c, f in enumerate(np.asarray(freqs, dtype=float)):
         out[:, c] = np.exp(2j * np.pi * path * (f / SPEED_OF_LIGHT)) @ np.asarray(flux, float)
     return out
-
-
-FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 
 
 def model_image(x: np.ndarray, y: np.ndarray, flux: np.ndarray, size: int, *,

@@ -27,7 +27,8 @@ import numpy as np
 from radiofind import __version__
 from radiofind.io.outputs import staged_outputs
 from radiofind.noise import robust_rms
-from radiofind.simulation.config import SimulationConfig
+from radiofind.simulation.config import DIFFUSE_FWHM, SimulationConfig
+from radiofind.simulation.sky import RESOLVED_FWHM
 
 log = logging.getLogger("radiofind.simulation")
 
@@ -42,8 +43,8 @@ def simulate(*, outdir: str | os.PathLike, telescope: str = "meerkat", ra: str =
              niter: int = 10000, auto_threshold: float = 3.0, auto_mask: float | None = None,
              mgain: float = 0.8, super_weight: float = 1.0, primary_beam: bool = False,
              phase_error: float | None = None, resolved: float = 0.0,
-             resolved_fwhm: Sequence[float] = (3.0, 12.0), diffuse: float = 0.0,
-             diffuse_fwhm: float = 180.0, skip_imaging: bool = False,
+             resolved_fwhm: Sequence[float] = RESOLVED_FWHM, diffuse: float = 0.0,
+             diffuse_fwhm: float = DIFFUSE_FWHM, skip_imaging: bool = False,
              drop_ms: bool = False, seed: int = 1, threads: int = 0,
              overwrite: bool = False) -> dict:
     """Simulate an observation of a point-source sky and image it.

@@ -38,6 +38,6 @@ def test_unmatched_near_counts_unmatched_detections_inside_each_centres_own_radi
 
 def test_every_same_sky_check_names_a_change_some_variant_makes():
     changes = {k for _, change in generalisation.VARIANTS.values() for k in change}
-    for key, (check, keeps) in generalisation.SAME_SKY_CHECKS.items():
-        assert key in changes and callable(check)
-        assert all(k in changes for k in keeps)
+    for key, same in generalisation.SAME_SKY_CHECKS.items():
+        assert key in changes and callable(same.check)
+        assert all(k in changes for k in same.keeps)

@@ -44,7 +44,7 @@ from radiofind.io.images import (
     whitened_image,
 )
 from radiofind.io.outputs import staged_outputs
-from radiofind.noise import MIN_BOX
+from radiofind.noise import MIN_BOX, local_background
 
 log = logging.getLogger("radiofind.detect")
 
@@ -163,8 +163,6 @@ def minus_background(img: Image, box: int | None) -> Image:
     """``img`` less its local background (clipped medians of ``box``-pixel cells, default
     :data:`BKG_BOX_BEAMS` beams but at least :data:`MIN_BOX` pixels, interpolated;
     :func:`radiofind.noise.local_background`)."""
-    from radiofind.noise import local_background
-
     box = box or max(MIN_BOX, int(round(BKG_BOX_BEAMS * img.beam_pixels)))
     try:
         bkg, cells, box = local_background(img.data, box=box)

@@ -44,6 +44,9 @@ class Beam:
         return float(np.sqrt(self.bmaj * self.bmin))
 
 
+FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))  # a Gaussian's
+
+
 @dataclass
 class Image:
     """A 2-D celestial image: ``data[y, x]``, its WCS, beam and header.

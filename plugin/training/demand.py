@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-FWHM_TO_SIGMA = 1.0 / np.sqrt(8.0 * np.log(2.0))
+from radiofind.io.images import FWHM_TO_SIGMA
 
 
 def horn_kernel(radius: float) -> np.ndarray:
