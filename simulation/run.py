@@ -131,9 +131,10 @@ def _run(cfg: SimulationConfig, sky, stage, timings: dict[str, float]) -> dict:
 
     t0 = time.perf_counter()
     log.info("predicting %d sources and adding thermal noise", len(sky))
+    halo = cfg.diffuse_halo(theory)  # (x, y, flux, FWHM) or None
     fill_ms(ms_path, sky, size=cfg.size, scale=cfg.scale, sigma=cfg.sigma_vis,
             rng=cfg.noise_rng(), threads=cfg.threads, phase_error=cfg.phase_error,
-            gain_rng=cfg.gain_rng(), diffuse=cfg.diffuse_halo(theory))
+            gain_rng=cfg.gain_rng(), diffuse=halo)
     timings["predict_noise"] = time.perf_counter() - t0
 
     truth = truth_table(sky, cfg.truth_meta())
@@ -153,10 +154,9 @@ def _run(cfg: SimulationConfig, sky, stage, timings: dict[str, float]) -> dict:
                                    super_weight=cfg.super_weight)
             timings[f"wsclean_{weighting}"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            info = add_measured_snr(truth, products.image, weighting)
+            info = add_measured_snr(truth, products.image, weighting,
+                                    diffuse_at=None if halo is None else halo[0])
             info["residual_rms"] = _residual_rms(products.residual)
-            if cfg.diffuse:
-                info["diffuse_peak_snr"] = _peak_snr(products.image, cfg.size // 2, info["noise"])
             timings[f"measure_{weighting}"] = time.perf_counter() - t0
             images[weighting] = info
             if cfg.primary_beam:
@@ -228,13 +228,6 @@ def write_pb_map(out: Path, gain: np.ndarray, cfg: SimulationConfig) -> None:
     header.update(cfg.beam_keywords())
     header["PBFREQ"] = (obs.frequency, "frequency, Hz")
     fits.PrimaryHDU(gain, header=header).writeto(out)
-
-
-def _peak_snr(path: Path, pixel: int, noise: float) -> float:
-    """The image's value at (pixel, pixel) over ``noise``."""
-    from radiofind.io.images import read_image
-
-    return float(np.asarray(read_image(path).data)[pixel, pixel] / noise)
 
 
 def _residual_rms(path: Path) -> float:

@@ -57,14 +57,16 @@ def truth_table(sky: PointSky, meta: dict | None = None) -> Table:
     return table
 
 
-def add_measured_snr(table: Table, image_path: str | os.PathLike, weighting: str) -> dict:
+def add_measured_snr(table: Table, image_path: str | os.PathLike, weighting: str, *,
+                     diffuse_at: int | None = None) -> dict:
     """Add column ``snr_<weighting>`` measured in a restored image; return noise and beam.
 
     Returns
     -------
     dict
         ``noise`` (Jy/beam, sources masked) and ``beam_arcsec`` (``bmaj``, ``bmin``, ``bpa`` in
-        arcsec, arcsec, deg) of the image.
+        arcsec, arcsec, deg) of the image; with ``diffuse_at`` (the diffuse halo's centre pixel,
+        the same on both axes) also ``diffuse_peak_snr``, the image there over the noise.
     """
     image = read_image(image_path)
     snr, noise = measure_snr(image, np.asarray(table["x"]), np.asarray(table["y"]),
@@ -73,7 +75,10 @@ def add_measured_snr(table: Table, image_path: str | os.PathLike, weighting: str
     table.meta[noise_keyword(weighting)] = (float(noise), f"{weighting} image noise, Jy/beam")
     beam = {"bmaj": image.beam.bmaj * 3600.0, "bmin": image.beam.bmin * 3600.0,
             "bpa": image.beam.bpa}
-    return {"noise": float(noise), "beam_arcsec": beam}
+    info = {"noise": float(noise), "beam_arcsec": beam}
+    if diffuse_at is not None:
+        info["diffuse_peak_snr"] = float(np.asarray(image.data)[diffuse_at, diffuse_at] / noise)
+    return info
 
 
 def noise_keyword(weighting: str) -> str:

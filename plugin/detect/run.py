@@ -204,12 +204,15 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
             taper_snr: float | None, shape_cut: float | None, shape_snr: float | None,
             artefact_check: float | None, negatives: bool, formats, overwrite: bool,
             negate: bool = False,
-            whitened: Image | None = None) -> dict:
+            whitened: Image | None = None,
+            subtracted: tuple[Image, Image | None] | None = None) -> dict:
     """:func:`detect`; ``negate``: search the image (and the confirming one) times -1, for
     --negatives (the search, its checks and its threshold as given, nothing printed);
     ``whitened``: with it, the image already whitened for the whitening check (the positive
-    search's), negated here instead of whitened again."""
-    params = {k: v for k, v in locals().items() if k not in ("negate", "whitened")}
+    search's), negated here instead of whitened again; ``subtracted``: the image and the
+    confirming one already less their backgrounds (``background`` local), likewise."""
+    params = {k: v for k, v in locals().items()
+              if k not in ("negate", "whitened", "subtracted")}
     import dask.array as da
 
     from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs, split_levels, weak_response
@@ -261,8 +264,9 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
         check_another(psf, image, "--psf")
         open_image(psf, require_beam=False)  # a clear error for a missing or non-image file
     if background == "local":
-        img = minus_background(img, bkg_box)
-        other = None if other is None else minus_background(other, bkg_box)
+        img, other = subtracted or (minus_background(img, bkg_box),
+                                    None if other is None else minus_background(other, bkg_box))
+    searched = (img, other)  # before negation and whitening: what --negatives searches again
     if negate:
         img = negated(img)
         other = None if other is None else negated(other)
@@ -546,7 +550,8 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
                                "model": model or mdl.name, "threshold": blobs.threshold,
                                "delta_max": None, "progress": False, "negatives": False,
                                "formats": ["fits"], "overwrite": True, "negate": True,
-                               "whitened": other if whitening else None})
+                               "whitened": other if whitening else None,
+                               "subtracted": searched if background == "local" else None})
             if other is not None:
                 log.warning("--negatives with a confirming image (--confirm-image, or the "
                             "whitened image): a noise peak that a source in the confirming image "
