@@ -33,14 +33,14 @@ from pathlib import Path
 import numpy as np
 
 from radiofind.errors import RadiofindError
-from radiofind.io.catalog import catalogue_with
+from radiofind.io.catalog import FORMATS, catalogue_with
 from radiofind.io.images import write_fits_to
 
 log = logging.getLogger("radiofind.aegean")
 
 
 def run_aegean(*, image: str, outdir: str, seedclip: float = 5.0, floodclip: float = 4.0,
-               nocov: bool = False, formats=("fits", "csv", "ds9", "crtf"),
+               nocov: bool = False, formats=tuple(FORMATS),
                overwrite: bool = False) -> dict:
     """Run BANE and Aegean on ``image`` and write the components as a radiofind catalogue."""
     if not seedclip > 0 or not floodclip > 0:
@@ -92,8 +92,14 @@ def _process(img, seedclip: float, floodclip: float, nocov: bool):
             raise RadiofindError(f"Aegean failed on {img.path}: {err}") from None
     if not sources:
         log.warning("Aegean found no sources")
+    def errors(name: str) -> np.ndarray:
+        """Aegean's position errors (degrees on the sky; -1 where its fit gave none), arcsec."""
+        values = np.array([getattr(s, name) for s in sources], float)
+        return np.where(values >= 0, 3600.0 * values, np.nan)
+
     return (np.array([s.ra for s in sources], float), np.array([s.dec for s in sources], float),
-            {"peak_flux_fit": np.array([s.peak_flux for s in sources], float),
+            {"ra_err": errors("err_ra"), "dec_err": errors("err_dec"),
+             "peak_flux_fit": np.array([s.peak_flux for s in sources], float),
              "total_flux": np.array([s.int_flux for s in sources], float),
              "local_rms": np.array([s.local_rms for s in sources], float),
              "flags": np.array([s.flags for s in sources], np.int32)})

@@ -18,14 +18,14 @@ import numpy as np
 from astropy.table import Table
 
 from radiofind.errors import RadiofindError
-from radiofind.io.catalog import catalogue_with
+from radiofind.io.catalog import FORMATS, catalogue_with
 from radiofind.io.images import write_fits_to
 
 log = logging.getLogger("radiofind.pybdsf")
 
 
 def run_pybdsf(*, image: str, outdir: str, thresh_isl: float = 3.0, thresh_pix: float = 5.0,
-               detection_image: str | None = None, formats=("fits", "csv", "ds9", "crtf"),
+               detection_image: str | None = None, formats=tuple(FORMATS),
                overwrite: bool = False) -> dict:
     """Run PyBDSF's ``process_image`` and write the sources as a radiofind catalogue.
 
@@ -98,11 +98,16 @@ def _process(img, thresh_isl: float, thresh_pix: float, det=None):
         if result.nsrc == 0:
             log.warning("PyBDSF found no sources")
             empty = np.array([], dtype=float)
-            return empty, empty, {"total_flux": empty, "peak_flux_fit": empty}
+            return empty, empty, {"ra_err": empty, "dec_err": empty, "total_flux": empty,
+                                  "total_flux_err": empty, "peak_flux_fit": empty}
         srl = str(Path(tmp) / "image.srl.fits")
         with contextlib.redirect_stdout(chatter):
             result.write_catalog(outfile=srl, format="fits", catalog_type="srl", clobber=True)
         src = Table.read(srl)
+    # PyBDSF's own errors (Condon 1997, from its fits): positions in degrees on the sky.
     return (np.asarray(src["RA"], float), np.asarray(src["DEC"], float),
-            {"total_flux": np.asarray(src["Total_flux"], float),
+            {"ra_err": 3600.0 * np.asarray(src["E_RA"], float),
+             "dec_err": 3600.0 * np.asarray(src["E_DEC"], float),
+             "total_flux": np.asarray(src["Total_flux"], float),
+             "total_flux_err": np.asarray(src["E_Total_flux"], float),
              "peak_flux_fit": np.asarray(src["Peak_flux"], float)})

@@ -30,7 +30,7 @@ def test_aegean_finds_the_bright_sources_where_they_are(bright_field, tmp_path):
     assert sorted(os.listdir(os.path.dirname(path))) == before  # input folder untouched
     names = sorted(os.listdir(tmp_path / "out"))
     assert names == ["field.aegean.crtf", "field.aegean.csv", "field.aegean.fits",
-                     "field.aegean.reg"]
+                     "field.aegean.reg", "field.aegean.vot"]
     cat = Table.read(summary["catalog"])
     assert cat.meta["FINDER"] == "aegean" and summary["n_sources"] == len(cat)
     for column in ("ra", "dec", "x", "y", "peak", "snr", "peak_flux_fit", "total_flux"):
@@ -38,6 +38,10 @@ def test_aegean_finds_the_bright_sources_where_they_are(bright_field, tmp_path):
     # Every injected source (SNR 15-40) is found within 0.5 pixel; at most one noise peak more.
     dist = np.hypot(cat["x"][None, :] - x[:, None], cat["y"][None, :] - y[:, None])
     assert dist.min(axis=1).max() < 0.5, dist.min(axis=1)
+    # Aegean's own position errors, in arcsec: below 1" (2/3 pixel) for those sources.
+    found = cat[dist.argmin(axis=1)]
+    assert np.all((found["ra_err"] > 0) & (found["ra_err"] < 1) & (found["dec_err"] > 0)
+                  & (found["dec_err"] < 1)), found["ra_err", "dec_err"]
     assert len(x) <= len(cat) <= len(x) + 1
     matched = dist.argmin(axis=1)
     assert np.all(cat["snr"][matched] > 10)

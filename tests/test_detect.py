@@ -250,13 +250,22 @@ def test_detect_writes_catalogue_and_map_with_the_input_wcs(tmp_path, random_mod
     summary = detect(image=image, outdir=str(out), model=str(random_model))
     names = sorted(p.name for p in out.iterdir())
     assert names == ["field.radiofind-map.fits", "field.radiofind.crtf", "field.radiofind.csv",
-                     "field.radiofind.fits", "field.radiofind.reg"]
+                     "field.radiofind.fits", "field.radiofind.reg", "field.radiofind.vot"]
     tmap_header = fits.getheader(out / "field.radiofind-map.fits")
     for key in ("CRVAL1", "CRVAL2", "CDELT1", "CDELT2", "CRPIX1", "CTYPE1", "BMAJ"):
         assert tmap_header[key] == fits.getheader(image)[key]
     table = Table.read(out / "field.radiofind.fits")
     assert len(table) == summary["n_sources"]
     assert set(["ra", "dec", "x", "y", "peak", "snr"]) <= set(table.colnames)
+    # Position and peak errors: positive and finite where the SNR is, smaller for brighter.
+    bright = np.asarray(table["snr"]) > 0
+    assert table["ra_err"].unit == "arcsec" and bright.any()
+    for name in ("ra_err", "dec_err", "peak_err"):
+        assert np.all(np.asarray(table[name])[bright] > 0), name
+    # The same noise everywhere: error x SNR is one number per axis (the WCS barely bends).
+    for name in ("ra_err", "dec_err"):
+        scaled = np.asarray(table[name])[bright] * np.asarray(table["snr"])[bright]
+        np.testing.assert_allclose(scaled, scaled[0], rtol=0.01)
     # Refuses to overwrite, and leaves the earlier outputs untouched.
     before = (out / "field.radiofind.csv").read_bytes()
     with pytest.raises(RadiofindError, match="exists"):

@@ -69,10 +69,16 @@ def test_catalogue_round_trip_keeps_positions(tmp_path):
     img = read_image(write_image(tmp_path / "im.fits", data, make_header(128, ra=210.0, dec=-45.0)))
     table = make_catalog(img, x, y, noise=1e-5, finder="test")
     with staged_outputs(tmp_path / "cat") as stage:
-        write_catalog(table, stage, "im.test", ["fits", "csv", "ds9", "crtf"])
-    for ext in ("fits", "csv"):
+        write_catalog(table, stage, "im.test", ["fits", "csv", "votable", "ds9", "crtf"])
+    assert np.all(table["peak_err"] == 1e-5) and np.all(np.isnan(table["ra_err"]))
+    for ext in ("fits", "csv", "vot"):
         back = read_catalog(tmp_path / "cat" / f"im.test.{ext}")
         np.testing.assert_allclose(back["ra"], table["ra"], atol=1e-10)
+        np.testing.assert_allclose(back["peak_err"], 1e-5)
+        if ext != "csv":  # the VOTable keeps the metadata too, typed, as its INFO elements
+            assert back.meta["FINDER"] == "test" and back.meta["NOISE"] == pytest.approx(1e-5)
+            assert back.meta["BMAJ"] == pytest.approx(img.beam.bmaj)
+            assert str(back["ra_err"].unit) == "arcsec"
         bx, by = img.world_to_pixel(back["ra"], back["dec"])
         np.testing.assert_allclose(bx, x, atol=1e-6)
         np.testing.assert_allclose(by, y, atol=1e-6)

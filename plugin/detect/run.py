@@ -22,6 +22,7 @@ from radiofind.detect.artefacts import (BRIGHT_SNR, DEFAULT_T, MIRROR_SIGMA, art
                                         bright_sources)
 from radiofind.errors import RadiofindError
 from radiofind.io.catalog import (
+    FORMATS,
     check_formats,
     make_catalog,
     output_names,
@@ -184,7 +185,7 @@ def detect(*, image: str, outdir: str, model: str | None = None, delta_max: int 
            taper: float | None = None, taper_snr: float | None = None,
            shape_cut: float | None = None, shape_snr: float | None = None,
            artefact_check: float | None = None, negatives: bool = False,
-           formats=("fits", "csv", "ds9", "crtf"), overwrite: bool = False) -> dict:
+           formats=tuple(FORMATS), overwrite: bool = False) -> dict:
     """Detect point sources in ``image`` and write the catalogue and the output map.
 
     Parameters are those of the ``radiofind.detect`` cab. Returns a summary dict (model used,
@@ -218,10 +219,12 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
     from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs, split_levels, weak_response
     from radiofind.detect.inference import SymmetrisedBlock, check_symmetries, predict_map
     from radiofind.detect.models import resolve_model, select_model, uniform_field_warning
-    from radiofind.detect.positions import default_refine_snr, refine_bright
+    from radiofind.detect.positions import (default_refine_snr, position_errors,
+                                            refine_bright)
     from radiofind.detect.shape import ShapeClassifier, dropped
     from radiofind.detect.shape import check_values as check_shape_values
-    from radiofind.noise import WHITEN_CAP, local_rms, pixel_values, robust_rms
+    from radiofind.noise import (WHITEN_CAP, gradient_covariance, local_rms, pixel_values,
+                                 robust_rms)
     from radiofind.parallel import dask_scheduler, release_memory
 
     formats = check_formats(formats)
@@ -513,6 +516,10 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
                          "its spread there, and the mirror point at most -%g times the image's",
                          n_artefacts, len(bright[0]), BRIGHT_SNR, t_artefact, MIRROR_SIGMA)
         table = make_catalog(img, x, y, src_noise, finder="radiofind", extra=extra)
+        if len(table):  # position errors from the image's own noise (positions.position_errors)
+            errors = position_errors(img, x, y, np.asarray(table["snr"]),
+                                     gradient_covariance(img.data))
+            table["ra_err"][:], table["dec_err"][:] = errors
         if noise == "local":
             table["rms"] = src_noise
         table.meta.update({"MODEL": mdl.name, "THRESH": blobs.threshold,

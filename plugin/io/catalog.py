@@ -2,7 +2,9 @@
 
 One schema for the CNN and PyBDSF alike, so evaluation treats them the same: ``ra``, ``dec`` (deg),
 ``x``, ``y`` (0-based pixels of the image searched), ``peak`` (image units at the pixel), ``snr``
-(peak / image noise), plus any finder-specific columns. Metadata (image, finder, noise, beam) rides
+(peak / image noise), ``peak_err`` (the image noise at the source: the peak's one-sigma error),
+``ra_err``, ``dec_err`` (one-sigma position errors on the sky, arcsec, along RA and Dec: each
+finder's own), plus any finder-specific columns. Metadata (image, finder, noise, beam) rides
 in the table's ``meta`` and the FITS header.
 """
 
@@ -19,10 +21,11 @@ from radiofind.io.images import Image
 from radiofind.noise import pixel_values
 
 REQUIRED = ("ra", "dec", "x", "y", "peak", "snr")
-FORMATS = {"fits": ".fits", "csv": ".csv", "ds9": ".reg", "crtf": ".crtf"}
+FORMATS = {"fits": ".fits", "csv": ".csv", "votable": ".vot", "ds9": ".reg", "crtf": ".crtf"}
 
 
 def make_catalog(image: Image, x: np.ndarray, y: np.ndarray, noise, *, finder: str,
+                 errors: tuple[np.ndarray, np.ndarray] | None = None,
                  extra: dict | None = None) -> Table:
     """Build a catalogue from pixel positions found in ``image``.
 
@@ -37,6 +40,8 @@ def make_catalog(image: Image, x: np.ndarray, y: np.ndarray, noise, *, finder: s
         one per source (a local rms map's value at each; the metadata then records the median).
     finder
         Name recorded in the metadata ("radiofind", "pybdsf", ...).
+    errors
+        The finder's one-sigma position errors (arcsec along RA, along Dec); NaN if not given.
     extra
         More columns, name -> array.
     """
@@ -47,19 +52,23 @@ def make_catalog(image: Image, x: np.ndarray, y: np.ndarray, noise, *, finder: s
     table = Table()
     table["id"] = np.arange(len(x), dtype=np.int32)
     table["ra"], table["dec"] = ra, dec
+    ra_err, dec_err = errors if errors is not None else (np.full(x.shape, np.nan),) * 2
+    table["ra_err"], table["dec_err"] = (np.asarray(e, dtype=float) for e in (ra_err, dec_err))
     table["x"], table["y"] = x, y
     table["peak"] = peak
+    table["peak_err"] = np.broadcast_to(np.asarray(noise, dtype=float), x.shape).copy()
     table["snr"] = peak / noise
     for name, values in (extra or {}).items():
         table[name] = values
     table["ra"].unit = table["dec"].unit = "deg"
+    table["ra_err"].unit = table["dec_err"].unit = "arcsec"
     table.meta.update({"FINDER": finder, "IMAGE": os.path.basename(image.path),
                        "NOISE": float(np.median(noise)), "BMAJ": image.beam.bmaj,
                        "BMIN": image.beam.bmin, "BPA": image.beam.bpa})
     return table
 
 
-def write_catalog(table: Table, stage, basename: str, formats=("fits", "csv", "ds9", "crtf"),
+def write_catalog(table: Table, stage, basename: str, formats=tuple(FORMATS),
                   *, beam_deg: float | None = None) -> list[str]:
     """Write ``table`` as ``basename.<ext>`` for each format into a staging area.
 
@@ -74,16 +83,47 @@ def write_catalog(table: Table, stage, basename: str, formats=("fits", "csv", "d
                                  f"(choose from {', '.join(FORMATS)})")
         name = basename + FORMATS[fmt]
         path = stage.path(name)
-        if fmt == "fits":
-            table.write(path, format="fits")
-        elif fmt == "csv":
-            table.write(path, format="csv")
+        if fmt in ("fits", "csv"):
+            table.write(path, format=fmt)
+        elif fmt == "votable":
+            _write_votable(path, table)
         elif fmt == "ds9":
             _write_ds9(path, table, radius_arcsec)
         elif fmt == "crtf":
             _write_crtf(path, table, radius_arcsec)
         names.append(name)
     return names
+
+
+def _write_votable(path: Path, table: Table) -> None:
+    """The table as a VOTable, its metadata (image, finder, noise, beam, settings) as the
+    table's INFO elements, which :func:`read_catalog` reads back (astropy's writer drops them)."""
+    from astropy.io.votable import from_table
+    from astropy.io.votable.tree import Info
+
+    plain = table.copy(copy_data=False)
+    plain.meta = {}
+    votable = from_table(plain)
+    infos = votable.get_first_table().infos
+    for key, value in table.meta.items():
+        value, comment = value if isinstance(value, tuple) else (value, "")
+        info = Info(name=key, value=str(value))
+        if comment:
+            info.content = comment
+        infos.append(info)
+    votable.to_xml(str(path))
+
+
+def _info_value(text: str):
+    """A VOTable INFO's value as the int, float, bool or string it was written from."""
+    if text in ("True", "False"):
+        return text == "True"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _write_ds9(path: Path, table: Table, radius_arcsec: float) -> None:
@@ -106,13 +146,21 @@ def _write_crtf(path: Path, table: Table, radius_arcsec: float) -> None:
 
 
 def read_catalog(path: str | os.PathLike, *, required=("ra", "dec")) -> Table:
-    """Read a catalogue (FITS table or CSV) and check it has the ``required`` columns."""
+    """Read a catalogue (FITS table, CSV or VOTable, by its extension: .csv, .vot/.xml, else
+    FITS) and check it has the ``required`` columns."""
     path = str(path)
     if not os.path.exists(path):
         raise RadiofindError(f"no such file: {path}")
     try:
-        fmt = "csv" if path.lower().endswith(".csv") else "fits"
-        table = Table.read(path, format=fmt)
+        suffix = Path(path).suffix.lower()
+        if suffix in (".vot", ".xml"):
+            from astropy.io.votable import parse
+
+            votable = parse(path).get_first_table()
+            table = votable.to_table()
+            table.meta.update({i.name: _info_value(i.value) for i in votable.infos})
+        else:
+            table = Table.read(path, format="csv" if suffix == ".csv" else "fits")
     except Exception as err:  # astropy raises many types for unreadable tables
         raise RadiofindError(f"{path} is not a readable catalogue ({err})") from None
     # PyBDSF (and many other finders) write upper-case RA/DEC: accept any case.
@@ -149,7 +197,8 @@ def catalogue_with(finder: str, find, *, image: str, outdir: str, formats, overw
     """Run an external finder on ``image`` and write its sources in radiofind's schema.
 
     ``find(img)`` gets the :class:`~radiofind.io.images.Image` and returns ``(ra, dec, extra)``
-    (degrees, and finder-specific columns); positions become pixels through the image's WCS and
+    (degrees, and finder-specific columns; the finder's position errors, if it gives them, as
+    ``ra_err`` and ``dec_err`` in arcsec); positions become pixels through the image's WCS and
     SNRs come from radiofind's own noise, so every finder is scored alike. Outputs are staged
     (nothing is written if the finder fails); ``meta`` goes into the table's metadata and
     ``settings`` into the one-line summary printed.
@@ -167,7 +216,9 @@ def catalogue_with(finder: str, find, *, image: str, outdir: str, formats, overw
     with staged_outputs(outdir, [names[f] for f in formats], overwrite=overwrite) as stage:
         ra, dec, extra = find(img)
         x, y = img.world_to_pixel(ra, dec)
-        table = make_catalog(img, x, y, robust_rms(img.data), finder=finder, extra=extra)
+        errors = (extra.pop("ra_err"), extra.pop("dec_err")) if "ra_err" in extra else None
+        table = make_catalog(img, x, y, robust_rms(img.data), finder=finder, errors=errors,
+                             extra=extra)
         table.meta.update(meta)
         write_catalog(table, stage, names["base"], formats)
     seconds = time.perf_counter() - t0
