@@ -163,6 +163,7 @@ def run_radiofind(folder: Path, weighting: str, confirm: str | None = None, *,
     column and negative counts); ``psf``: False searches the image as if WSClean's PSF were not
     beside it (--whiten-snr 0: no whitening check, where the model card has one)."""
     from radiofind.detect.run import CONFIRM_SNR, detect
+    from radiofind.io.catalog import current_catalogue
 
     image = folder / f"{weighting}-image.fits"
     model, digest = model_for(image)
@@ -171,7 +172,7 @@ def run_radiofind(folder: Path, weighting: str, confirm: str | None = None, *,
     out = folder / f"{weighting}-radiofind-{model}-{digest}{tag}"
     cat = out / f"{weighting}-image.radiofind.fits"
     t0 = time.perf_counter()
-    if not cat.exists():
+    if not current_catalogue(cat):
         detect(image=str(image), outdir=str(out), formats=["fits"], overwrite=True,
                confirm_image=str(folder / f"{confirm}-image.fits") if confirm else None,
                negatives=negatives, whiten_snr=None if psf else 0.0)
@@ -182,6 +183,7 @@ def run_bdsf(folder: Path, weighting: str, thresholds: tuple[float, float],
              islands: str | None = None, *, image: str = "image") -> tuple[Path, float]:
     """PyBDSF on a field's image (``<weighting>-<image>.fits``); ``islands``: another weighting
     whose image PyBDSF finds its islands in (pybdsf --detection-image)."""
+    from radiofind.io.catalog import current_catalogue
     from radiofind.pybdsf import run_pybdsf
 
     isl, pix = thresholds
@@ -190,7 +192,7 @@ def run_bdsf(folder: Path, weighting: str, thresholds: tuple[float, float],
                     + ("" if image == "image" else f"-{image}"))
     cat = out / f"{weighting}-{image}.pybdsf.fits"
     t0 = time.perf_counter()
-    if not cat.exists():
+    if not current_catalogue(cat):
         run_pybdsf(image=str(folder / f"{weighting}-{image}.fits"), outdir=str(out),
                    thresh_isl=isl, thresh_pix=pix, formats=["fits"], overwrite=True,
                    detection_image=str(folder / f"{islands}-image.fits") if islands else None)

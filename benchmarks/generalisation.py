@@ -216,6 +216,7 @@ def detect_field(folder: Path, weighting: str, threshold: float | None = None, *
     from radiofind.detect.models import resolve_model
     from radiofind.detect.run import detect
     from radiofind.errors import RadiofindError
+    from radiofind.io.catalog import current_catalogue
 
     name = f"{weighting}-{image}"
     path = folder / f"{name}.fits"
@@ -231,7 +232,7 @@ def detect_field(folder: Path, weighting: str, threshold: float | None = None, *
     out = folder / f"{weighting}-radiofind{tag}"
     cat = out / f"{name}.radiofind.fits"
     info_path = folder / f"{weighting}-detect{tag}.json"
-    if cat.exists() and info_path.exists():
+    if current_catalogue(cat) and info_path.exists():
         info = json.loads(info_path.read_text())
         info["seconds_this_run"] = 0.0
         return cat, info

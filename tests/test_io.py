@@ -87,6 +87,21 @@ def test_catalogue_round_trip_keeps_positions(tmp_path):
     assert len((tmp_path / "cat" / "im.test.crtf").read_text().splitlines()) == 1 + len(x)
 
 
+def test_a_catalogue_without_the_schema_s_columns_is_stale(tmp_path):
+    from radiofind.io.catalog import SCHEMA, current_catalogue
+
+    data, x, y, _ = make_image(64, n_sources=2)
+    img = read_image(write_image(tmp_path / "im.fits", data, make_header(64)))
+    table = make_catalog(img, x, y, noise=1e-5, finder="test")
+    table.write(tmp_path / "new.fits")
+    table.remove_columns(["ra_err", "dec_err"])  # as written before errors joined the schema
+    table.write(tmp_path / "old.fits")
+    assert set(SCHEMA) <= set(read_catalog(tmp_path / "new.fits").colnames)
+    assert current_catalogue(tmp_path / "new.fits")
+    assert not current_catalogue(tmp_path / "old.fits")
+    assert not current_catalogue(tmp_path / "missing.fits")
+
+
 def test_staged_outputs_leave_nothing_on_failure(tmp_path):
     with pytest.raises(RuntimeError):
         with staged_outputs(tmp_path / "out", ["a.txt"]) as stage:

@@ -37,7 +37,8 @@ the sky, in arcsec) is :func:`position_errors`: noise of gradient covariance ``G
 the image, :func:`radiofind.noise.gradient_covariance`) moves the peak of a source shaped like
 the noise's autocorrelation by ``inv(G) / SNR²`` (the Cramér-Rao bound; at natural weighting
 the noise's autocorrelation is the PSF, whose sharp core a fitted restoring beam hides, so
-Condon's (1997) errors from the restoring beam are ~2 times too large for radiofind's peaks),
+Condon's (1997) errors from the restoring beam are too large for radiofind's peaks: on
+validation fields their offsets above SNR 7 spread 0.5-0.7 times them),
 scaled by :data:`POSITION_ERROR_SCALE`, which ``benchmarks/positions.py`` measured on validation
 fields (seeds 800006-800011: 1.25-1.7 for the four bundled models, one factor for all; the
 restored sources are broader than the noise's autocorrelation).

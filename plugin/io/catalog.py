@@ -21,6 +21,7 @@ from radiofind.io.images import Image
 from radiofind.noise import pixel_values
 
 REQUIRED = ("ra", "dec", "x", "y", "peak", "snr")
+SCHEMA = REQUIRED + ("ra_err", "dec_err", "peak_err")  # every finder's catalogue holds these
 FORMATS = {"fits": ".fits", "csv": ".csv", "votable": ".vot", "ds9": ".reg", "crtf": ".crtf"}
 
 
@@ -171,6 +172,17 @@ def read_catalog(path: str | os.PathLike, *, required=("ra", "dec")) -> Table:
     if missing:
         raise RadiofindError(f"{path} lacks column(s) {', '.join(missing)}")
     return table
+
+
+def current_catalogue(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a FITS catalogue holding every :data:`SCHEMA` column: one written
+    before a column joined the schema is stale (for caches such as the benchmarks')."""
+    if not os.path.exists(path):
+        return False
+    from astropy.io import fits
+
+    with fits.open(path) as hdus:
+        return set(SCHEMA) <= set(hdus[1].columns.names)
 
 
 def output_names(image: str, formats: list[str], finder: str) -> dict[str, str]:
