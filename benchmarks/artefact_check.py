@@ -25,7 +25,6 @@ benchmarks/work/genval/ are reused.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from detection import field_truth  # noqa: E402
+from detection import field_truth, write_results  # noqa: E402
 from generalisation import VALIDATION_SEEDS as SEEDS  # noqa: E402
 from generalisation import detect_field, simulate_field  # noqa: E402
 
@@ -120,9 +119,6 @@ def main() -> None:
     best = max(allowed, key=lambda g: g["objective"]) if allowed else None
     results = {"seeds": SEEDS, "variants": list(VARIANTS), "grid": grid, "off": off,
                "chosen": best, "seconds": round(time.perf_counter() - t0, 1)}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "artefact-check.json").write_text(json.dumps(results, indent=1) + "\n")
     lines = ["Artefact check search (validation seeds 800006-800011, six fields per set; "
              "benchmarks/artefact_check.py). Drop a detection when the image plus its "
              "reflection through a bright source reads below t times that sum's spread and "
@@ -141,9 +137,7 @@ def main() -> None:
             fmt = (lambda r: "-" if r["p_ge5"] is None
                    else f"{r['p_ge5']:.3f} ({r['false_ge5_left']})")
             lines.append(f"| {name} | {fmt(a)} | {fmt(b)} |")
-    (out / "artefact-check.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(f"total {results['seconds']:.0f} s")
+    write_results(args.out, "artefact-check", results, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from detection import field_match, field_truth, fmt  # noqa: E402
+from detection import field_match, field_truth, fmt, write_results  # noqa: E402
 from generalisation import VALIDATION_SEEDS as SEEDS  # noqa: E402
 from generalisation import detect_field, diffuse_check, simulate_field  # noqa: E402
 
@@ -154,16 +154,10 @@ def main() -> None:
                 results.setdefault(t, {}).setdefault(w, {})[str(beams)] = r
                 print(f"{t} {w} {beams or 'none'}: {json.dumps(r)}", flush=True)
     chosen, clean = choose(results)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     doc = {"seeds": SEEDS, "boxes_beams": list(BOXES_BEAMS), "chosen_beams": chosen,
            "chosen_keeps_sources_and_purity": clean,
            "results": results, "seconds": round(time.perf_counter() - t0, 1)}
-    (out / "background-box.json").write_text(json.dumps(doc, indent=1) + "\n")
-    table = markdown(results, chosen, clean)
-    (out / "background-box.md").write_text(table)
-    sys.stdout.write(table)
-    print(f"total {doc['seconds']:.0f} s")
+    write_results(args.out, "background-box", doc, markdown(results, chosen, clean))
 
 
 if __name__ == "__main__":

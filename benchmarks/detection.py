@@ -319,6 +319,17 @@ def near_s90_table(results: dict) -> list[str]:
     return lines
 
 
+def write_results(out: str | Path, stem: str, doc: dict, table: str) -> None:
+    """A benchmark's results: ``<out>/<stem>.json`` (``doc``, whose ``seconds`` is the run's
+    time) and ``<out>/<stem>.md`` (``table``), the table printed with the time."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (out / f"{stem}.md").write_text(table)
+    sys.stdout.write(table)
+    print(f"total {doc['seconds']:.0f} s")
+
+
 def fmt(v, digits: int = 2) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "-"

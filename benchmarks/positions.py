@@ -20,7 +20,6 @@ where missing, as benchmarks/generalisation.py does, and reused.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from detection import field_truth, run_bdsf  # noqa: E402
+from detection import field_truth, run_bdsf, write_results  # noqa: E402
 from generalisation import BDSF_THRESHOLDS, VALIDATION_SEEDS, detect_field  # noqa: E402
 from generalisation import simulate_field  # noqa: E402
 
@@ -111,9 +110,6 @@ def main() -> None:
                                                 "finder": finder, **r})
                 print(f"{name} {tel} {w}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
     results["seconds"] = round(time.perf_counter() - t0, 1)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "positions.json").write_text(json.dumps(results, indent=1) + "\n")
     lines = ["Position errors against the truth (benchmarks/positions.py): each matched "
              "detection's offset along RA and Dec over the catalogue's ra_err / dec_err. Right "
              "errors give rms 1, 68 % within 1 and 95 % within 2. Six fields per set, telescope "
@@ -130,9 +126,7 @@ def main() -> None:
                      f"{snr} | {r['n']} | {r['rms_z']:.2f} | {r['within_1']:.2f} | "
                      f"{r['within_2']:.2f} | {r['median_err_arcsec']:.2f} | "
                      f"{r['median_offset_arcsec']:.2f} |")
-    (out / "positions.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(f"total {results['seconds']:.0f} s")
+    write_results(args.out, "positions", results, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
