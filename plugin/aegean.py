@@ -101,5 +101,8 @@ def _process(img, seedclip: float, floodclip: float, nocov: bool):
             {"ra_err": errors("err_ra"), "dec_err": errors("err_dec"),
              "peak_flux_fit": np.array([s.peak_flux for s in sources], float),
              "total_flux": np.array([s.int_flux for s in sources], float),
+             "maj": np.array([s.a for s in sources], float),  # fitted FWHM, arcsec
+             "min": np.array([s.b for s in sources], float),
+             "pa": np.array([s.pa for s in sources], float) % 180.0,
              "local_rms": np.array([s.local_rms for s in sources], float),
              "flags": np.array([s.flags for s in sources], np.int32)})

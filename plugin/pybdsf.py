@@ -99,7 +99,8 @@ def _process(img, thresh_isl: float, thresh_pix: float, det=None):
             log.warning("PyBDSF found no sources")
             empty = np.array([], dtype=float)
             return empty, empty, {"ra_err": empty, "dec_err": empty, "total_flux": empty,
-                                  "total_flux_err": empty, "peak_flux_fit": empty}
+                                  "total_flux_err": empty, "maj": empty, "min": empty,
+                                  "pa": empty, "peak_flux_fit": empty}
         srl = str(Path(tmp) / "image.srl.fits")
         with contextlib.redirect_stdout(chatter):
             result.write_catalog(outfile=srl, format="fits", catalog_type="srl", clobber=True)
@@ -110,4 +111,7 @@ def _process(img, thresh_isl: float, thresh_pix: float, det=None):
              "dec_err": 3600.0 * np.asarray(src["E_DEC"], float),
              "total_flux": np.asarray(src["Total_flux"], float),
              "total_flux_err": np.asarray(src["E_Total_flux"], float),
+             "maj": 3600.0 * np.asarray(src["Maj"], float),  # fitted FWHM, degrees
+             "min": 3600.0 * np.asarray(src["Min"], float),
+             "pa": np.asarray(src["PA"], float),
              "peak_flux_fit": np.asarray(src["Peak_flux"], float)})

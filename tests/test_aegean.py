@@ -42,6 +42,7 @@ def test_aegean_finds_the_bright_sources_where_they_are(bright_field, tmp_path):
     found = cat[dist.argmin(axis=1)]
     assert np.all((found["ra_err"] > 0) & (found["ra_err"] < 1) & (found["dec_err"] > 0)
                   & (found["dec_err"] < 1)), found["ra_err", "dec_err"]
+    np.testing.assert_allclose(found["maj"], 6.0, rtol=0.15)  # points: the beam's FWHM
     assert len(x) <= len(cat) <= len(x) + 1
     matched = dist.argmin(axis=1)
     assert np.all(cat["snr"][matched] > 10)

@@ -256,7 +256,10 @@ def test_detect_writes_catalogue_and_map_with_the_input_wcs(tmp_path, random_mod
         assert tmap_header[key] == fits.getheader(image)[key]
     table = Table.read(out / "field.radiofind.fits")
     assert len(table) == summary["n_sources"]
-    assert set(["ra", "dec", "x", "y", "peak", "snr"]) <= set(table.colnames)
+    from radiofind.io.catalog import SCHEMA
+
+    assert set(SCHEMA) <= set(table.colnames)
+    assert str(table["maj"].unit) == "arcsec" and str(table["pa"].unit) == "deg"
     # Position and peak errors: positive and finite where the SNR is, smaller for brighter.
     bright = np.asarray(table["snr"]) > 0
     assert table["ra_err"].unit == "arcsec" and bright.any()

@@ -37,6 +37,8 @@ def test_islands_come_from_the_detection_image(tmp_path):
     for name in ("ra_err", "dec_err"):
         errors = np.asarray(first[name])[which]
         assert np.all((errors > 0) & (errors < 0.75)), (name, errors)
+    # Its fitted sizes, in arcsec: the 6" beam (make_image's sources are points).
+    np.testing.assert_allclose(np.asarray(first["maj"])[which], 6.0, rtol=0.15)
     res = run_pybdsf(image=image, outdir=str(tmp_path / "det"), formats=["fits"],
                      detection_image=det)
     table = Table.read(res["catalog"])

@@ -230,17 +230,23 @@ def position_errors(image, x: np.ndarray, y: np.ndarray, snr: np.ndarray,
     ``image`` (a :class:`radiofind.io.images.Image`) with SNRs ``snr``: the pixel covariance
     ``scale² inv(gradient) / snr²`` (``gradient``: :func:`radiofind.noise.gradient_covariance`)
     taken through the WCS at each position. NaN where the SNR is not positive."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
     snr = np.asarray(snr, float)
     cov = scale**2 * np.linalg.inv(np.asarray(gradient, float))
+    jac = sky_jacobian(image, x, y)
+    sky = np.einsum("...ij,jk,...lk->...il", jac, cov, jac)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inv_snr = np.where(snr > 0, 1.0 / snr, np.nan)
+    return np.sqrt(sky[..., 0, 0]) * inv_snr, np.sqrt(sky[..., 1, 1]) * inv_snr
+
+
+def sky_jacobian(image, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The WCS's local Jacobian at each pixel position (x, y) of ``image``: arcsec east and
+    north per pixel along x and y (shape ``x.shape + (2, 2)``), by one-pixel steps."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
     ra0, dec0 = image.pixel_to_world(x, y)
-    # The WCS's local Jacobian (arcsec east and north per pixel), by one-pixel steps.
     jac = np.empty(x.shape + (2, 2))
     for j, (sx, sy) in enumerate(((1.0, 0.0), (0.0, 1.0))):
         ra, dec = image.pixel_to_world(x + sx, y + sy)
         jac[..., 0, j] = ((ra - ra0 + 180.0) % 360.0 - 180.0) * np.cos(np.deg2rad(dec0)) * 3600
         jac[..., 1, j] = (dec - dec0) * 3600
-    sky = np.einsum("...ij,jk,...lk->...il", jac, cov, jac)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        inv_snr = np.where(snr > 0, 1.0 / snr, np.nan)
-    return np.sqrt(sky[..., 0, 0]) * inv_snr, np.sqrt(sky[..., 1, 1]) * inv_snr
+    return jac

@@ -219,6 +219,7 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
     from radiofind.detect.blobs import DEBLEND_BEAMS, find_blobs, split_levels, weak_response
     from radiofind.detect.inference import SymmetrisedBlock, check_symmetries, predict_map
     from radiofind.detect.models import resolve_model, select_model, uniform_field_warning
+    from radiofind.detect.photometry import flux_and_shape
     from radiofind.detect.positions import (default_refine_snr, position_errors,
                                             refine_bright)
     from radiofind.detect.shape import ShapeClassifier, dropped
@@ -520,6 +521,12 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
             errors = position_errors(img, x, y, np.asarray(table["snr"]),
                                      gradient_covariance(img.data))
             table["ra_err"][:], table["dec_err"][:] = errors
+        # Integrated flux densities and fitted sizes (photometry.flux_and_shape).
+        for name, values in flux_and_shape(img, x, y, np.asarray(table["snr"]),
+                                           src_noise).items():
+            table[name] = values
+        table["maj"].unit = table["min"].unit = "arcsec"
+        table["pa"].unit = "deg"
         if noise == "local":
             table["rms"] = src_noise
         table.meta.update({"MODEL": mdl.name, "THRESH": blobs.threshold,

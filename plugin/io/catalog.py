@@ -4,7 +4,9 @@ One schema for the CNN and PyBDSF alike, so evaluation treats them the same: ``r
 ``x``, ``y`` (0-based pixels of the image searched), ``peak`` (image units at the pixel), ``snr``
 (peak / image noise), ``peak_err`` (the image noise at the source: the peak's one-sigma error),
 ``ra_err``, ``dec_err`` (one-sigma position errors on the sky, arcsec, along RA and Dec: each
-finder's own), plus any finder-specific columns. Metadata (image, finder, noise, beam) rides
+finder's own), ``total_flux`` (integrated flux density, the image's units times beams: Jy for an
+image in Jy/beam), ``maj``, ``min`` (fitted FWHM, arcsec: the beam's for a point source) and
+``pa`` (degrees North through East), each finder's own fit, plus any finder-specific columns. Metadata (image, finder, noise, beam) rides
 in the table's ``meta`` and the FITS header.
 """
 
@@ -21,7 +23,8 @@ from radiofind.io.images import Image
 from radiofind.noise import pixel_values
 
 REQUIRED = ("ra", "dec", "x", "y", "peak", "snr")
-SCHEMA = REQUIRED + ("ra_err", "dec_err", "peak_err")  # every finder's catalogue holds these
+# Every finder's catalogue holds these (NaN where a finder gives none).
+SCHEMA = REQUIRED + ("ra_err", "dec_err", "peak_err", "total_flux", "maj", "min", "pa")
 FORMATS = {"fits": ".fits", "csv": ".csv", "votable": ".vot", "ds9": ".reg", "crtf": ".crtf"}
 
 
@@ -61,6 +64,9 @@ def make_catalog(image: Image, x: np.ndarray, y: np.ndarray, noise, *, finder: s
     table["snr"] = peak / noise
     for name, values in (extra or {}).items():
         table[name] = values
+    for name in SCHEMA:  # what the finder does not give (its own fit's columns) reads NaN
+        if name not in table.colnames:
+            table[name] = np.full(x.shape, np.nan)
     table["ra"].unit = table["dec"].unit = "deg"
     table["ra_err"].unit = table["dec_err"].unit = "arcsec"
     table.meta.update({"FINDER": finder, "IMAGE": os.path.basename(image.path),
