@@ -74,15 +74,16 @@ def matched(folder: Path, weighting: str, catalog: Path) -> dict:
         return np.ma.filled(np.ma.asarray(table[name], dtype=float), np.nan)[rows]
 
     return {"snr": column("snr", di), "total": column("total_flux", di),
+            "total_err": column("total_flux_err", di),
             "peak": column("peak", di), "maj": column("maj", di),
             "flux": np.asarray(truth["flux"], float)[ti],
             "resolved": np.asarray(truth["maj"], float)[ti] > 0, "expected_maj": expected_maj}
 
 
 def score(rows: dict) -> list[dict]:
-    """Per kind (point, resolved) and SNR bin: how many, the share fitted, and the medians and
+    """Per kind (point, resolved) and SNR bin: how many, the share fitted, the medians and
     interquartile ranges of total / true flux, peak / true flux and fitted / expected major
-    axis."""
+    axis, and the rms of (total - true) / total_flux_err and its share within 2."""
     out = []
     for kind, sel in (("point", ~rows["resolved"]), ("resolved", rows["resolved"])):
         for lo, hi in SNR_BINS:
@@ -97,6 +98,10 @@ def score(rows: dict) -> list[dict]:
                     values = ratio[k & np.isfinite(ratio)]
                     row[name] = ([float(v) for v in np.percentile(values, [25, 50, 75])]
                                  if values.size else None)
+                z = ((rows["total"] - rows["flux"]) / rows["total_err"])[k]
+                z = z[np.isfinite(z)]
+                row["err_rms"] = float(np.sqrt(np.mean(z**2))) if z.size else None
+                row["err_within_2"] = float(np.mean(np.abs(z) < 2)) if z.size else None
             out.append(row)
     return out
 
@@ -193,9 +198,12 @@ def main() -> None:
              f"{VARIANT} skies, six fields per set, telescope and weighting): medians "
              "(interquartile ranges) of each matched detection's total flux and peak over its "
              "true flux, and of its fitted major axis over the true source's convolved with "
-             "the restoring beam; fitted: the share with a total flux. SNR: the catalogue's.",
+             "the restoring beam; fitted: the share with a total flux; error: the rms of (total - "
+             "true) / total_flux_err and its share within 2 (right errors: 1 and 0.95). SNR: "
+             "the catalogue's.",
              "", "| set | telescope | weighting | finder | source | SNR | n | fitted | total / "
-             "true | peak / true | maj / expected |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "true | peak / true | maj / expected | error: rms, within 2 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["rows"]:
         if not r["n"]:
             continue
@@ -204,7 +212,9 @@ def main() -> None:
         lines.append(f"| {r['set']} | {r['telescope']} | {r['weighting']} | {r['finder']} | "
                      f"{r['kind']} | {snr} | {r['n']} | {r['fitted']:.2f} | "
                      f"{quartiles(r['total'])} | {quartiles(r['peak'])} | "
-                     f"{quartiles(r['maj'])} |")
+                     f"{quartiles(r['maj'])} | " + ("-" if r["err_rms"] is None else
+                                                     f"{r['err_rms']:.2f}, "
+                                                     f"{r['err_within_2']:.2f}") + " |")
     lines += ["", "The fit's settings on the validation fields (radiofind's matches above SNR 5): "
               "mean |median total / true - 1| over the telescope x weighting x SNR (5-10, "
               ">= 10) sets, and the largest share of a set left unfitted; chosen: the least "

@@ -92,15 +92,17 @@ def _process(img, seedclip: float, floodclip: float, nocov: bool):
             raise RadiofindError(f"Aegean failed on {img.path}: {err}") from None
     if not sources:
         log.warning("Aegean found no sources")
-    def errors(name: str) -> np.ndarray:
-        """Aegean's position errors (degrees on the sky; -1 where its fit gave none), arcsec."""
+    def errors(name: str, scale: float = 3600.0) -> np.ndarray:
+        """Aegean's errors (-1 where its fit gave none: NaN), times ``scale`` (positions:
+        degrees on the sky to arcsec)."""
         values = np.array([getattr(s, name) for s in sources], float)
-        return np.where(values >= 0, 3600.0 * values, np.nan)
+        return np.where(values >= 0, scale * values, np.nan)
 
     return (np.array([s.ra for s in sources], float), np.array([s.dec for s in sources], float),
             {"ra_err": errors("err_ra"), "dec_err": errors("err_dec"),
              "peak_flux_fit": np.array([s.peak_flux for s in sources], float),
              "total_flux": np.array([s.int_flux for s in sources], float),
+             "total_flux_err": errors("err_int_flux", 1.0),
              "maj": np.array([s.a for s in sources], float),  # fitted FWHM, arcsec
              "min": np.array([s.b for s in sources], float),
              "pa": np.array([s.pa for s in sources], float) % 180.0,

@@ -73,9 +73,25 @@ def test_faint_detections_are_not_fitted_and_noisy_bright_ones_are_near_the_trut
     out = flux_and_shape(img, np.rint(xs), np.rint(ys), snr, 1e-4)
     assert np.isnan(out["total_flux"][:5]).all() and np.isnan(out["maj"][:5]).all()
     fitted = out["total_flux"][5:] / 3e-3
+    # Condon's errors describe the scatter: the offsets over them spread by ~1.
+    z = (out["total_flux"][5:] - 3e-3) / out["total_flux_err"][5:]
+    assert 0.6 < np.sqrt(np.mean(z**2)) < 1.5, np.sqrt(np.mean(z**2))
     assert np.isfinite(fitted).all()
     assert abs(np.median(fitted) - 1) < 0.05 and np.percentile(np.abs(fitted - 1), 90) < 0.25
     # The sizes and angle of the Gaussian in the image (fitted, not deconvolved).
     np.testing.assert_allclose(np.median(out["maj"][5:]), 10.0, rtol=0.05)
     np.testing.assert_allclose(np.median(out["min"][5:]), 6.0, rtol=0.05)
     np.testing.assert_allclose(np.median(out["pa"][5:]), 45.0, atol=3.0)
+
+
+def test_condon_s_flux_error_of_a_point_source_is_root_three_over_its_snr():
+    from radiofind.detect.photometry import condon_flux_error
+
+    # Fitted at the beam's size in noise correlated over the beam: amplitude and both widths
+    # each contribute 1 / SNR².
+    np.testing.assert_allclose(condon_flux_error(np.array([10.0, 40.0]), 6.0, 6.0, 6.0),
+                               np.sqrt(3) / np.array([10.0, 40.0]))
+    # A resolved source of the same peak SNR spreads over more independent beams of noise: its
+    # relative error is smaller, and grows back as its fitted widths approach the beam's.
+    errors = condon_flux_error(10.0, np.array([12.0, 8.0, 6.5]), np.array([9.0, 7.0, 6.5]), 6.0)
+    assert np.all(np.diff(errors) > 0) and errors[-1] < np.sqrt(3) / 10

@@ -22,7 +22,8 @@ From the fitted Gaussian (amplitude A, covariance C in pixels, taken through the
 the sky): ``maj``, ``min`` are its FWHMs (arcsec), ``pa`` its major axis' position angle (degrees
 North through East, 0-180), and ``total_flux = A sqrt(det C) / (sigma_bmaj sigma_bmin)`` (the
 integral of the image over the beam's area: the flux density for an image in Jy/beam). These are
-the fitted (not deconvolved) sizes: a point source reads the beam's.
+the fitted (not deconvolved) sizes: a point source reads the beam's. ``total_flux_err`` is
+Condon's (1997) one-sigma error of that integral (:func:`condon_flux_error`).
 
 Measured by ``benchmarks/photometry.py`` against the truth (README, "Flux densities").
 """
@@ -35,6 +36,7 @@ import numpy as np
 
 from radiofind.io.images import FWHM_TO_SIGMA
 
+COLUMNS = ("total_flux", "total_flux_err", "maj", "min", "pa")  # what the catalogue gets
 FIT_SNR = 5.0  # detections at least this bright (catalogue SNR) are fitted
 FIT_LEVEL = 0.3  # pixels at least this fraction of the detection's peak are fitted,
 FIT_NOISE = 3.0  # and at least this many times the noise (else noise peaks join the fit)
@@ -132,7 +134,7 @@ def flux_and_shape(image, x: np.ndarray, y: np.ndarray, snr: np.ndarray, noise,
 
     x, y, snr = (np.asarray(v, float) for v in (x, y, snr))
     noise = np.broadcast_to(np.asarray(noise, float), x.shape)
-    out = {k: np.full(x.shape, np.nan) for k in ("total_flux", "maj", "min", "pa")}
+    out = {k: np.full(x.shape, np.nan) for k in COLUMNS}
     fit = np.flatnonzero(snr >= FIT_SNR)
     if not fit.size:
         return out
@@ -150,4 +152,23 @@ def flux_and_shape(image, x: np.ndarray, y: np.ndarray, snr: np.ndarray, noise,
         out["maj"][fit] = np.sqrt(eig[:, 1]) / FWHM_TO_SIGMA
         out["min"][fit] = np.sqrt(eig[:, 0]) / FWHM_TO_SIGMA
         out["pa"][fit] = np.degrees(np.arctan2(vec[:, 0, 1], vec[:, 1, 1])) % 180.0
+        out["total_flux_err"][fit] = out["total_flux"][fit] * condon_flux_error(
+            amp / noise[fit], out["maj"][fit], out["min"][fit],
+            3600.0 * math.sqrt(beam.bmaj * beam.bmin))
     return out
+
+
+def condon_flux_error(snr, maj, minor, noise_fwhm):
+    """The relative one-sigma error of a fitted Gaussian's integrated flux density (Condon 1997,
+    eqs. 21 and 41): from the errors of its amplitude (of SNR ``snr``) and of its FWHMs ``maj``,
+    ``minor``, in noise correlated over ``noise_fwhm`` (the beam; any one unit of angle)."""
+    snr, maj, minor = (np.asarray(v, float) for v in (snr, maj, minor))
+
+    def rho2(a_major: float, a_minor: float):
+        return (maj * minor / (4.0 * noise_fwhm**2) * (1 + (noise_fwhm / maj) ** 2) ** a_major
+                * (1 + (noise_fwhm / minor) ** 2) ** a_minor * snr**2)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        amp2 = 2.0 / rho2(1.5, 1.5)
+        major2, minor2 = 2.0 / rho2(2.5, 0.5), 2.0 / rho2(0.5, 2.5)
+        return np.sqrt(amp2 + noise_fwhm**2 / (maj * minor) * (major2 + minor2))

@@ -5,7 +5,7 @@ One schema for the CNN and PyBDSF alike, so evaluation treats them the same: ``r
 (peak / image noise), ``peak_err`` (the image noise at the source: the peak's one-sigma error),
 ``ra_err``, ``dec_err`` (one-sigma position errors on the sky, arcsec, along RA and Dec: each
 finder's own), ``total_flux`` (integrated flux density, the image's units times beams: Jy for an
-image in Jy/beam), ``maj``, ``min`` (fitted FWHM, arcsec: the beam's for a point source) and
+image in Jy/beam) and its one-sigma error ``total_flux_err``, ``maj``, ``min`` (fitted FWHM, arcsec: the beam's for a point source) and
 ``pa`` (degrees North through East), each finder's own fit, plus any finder-specific columns. Metadata (image, finder, noise, beam) rides
 in the table's ``meta`` and the FITS header.
 """
@@ -24,7 +24,8 @@ from radiofind.noise import pixel_values
 
 REQUIRED = ("ra", "dec", "x", "y", "peak", "snr")
 # Every finder's catalogue holds these (NaN where a finder gives none).
-SCHEMA = REQUIRED + ("ra_err", "dec_err", "peak_err", "total_flux", "maj", "min", "pa")
+SCHEMA = REQUIRED + ("ra_err", "dec_err", "peak_err", "total_flux", "total_flux_err", "maj",
+                     "min", "pa")
 FORMATS = {"fits": ".fits", "csv": ".csv", "votable": ".vot", "ds9": ".reg", "crtf": ".crtf"}
 
 
