@@ -103,6 +103,26 @@ def test_artefacts_are_the_detections_the_reflection_cancels():
                      mirror_sigma=1.0)[0].all()
 
 
+def test_only_the_brightest_sources_are_mirrors(monkeypatch):
+    """A survey image holds thousands of sources above SNR 100: only the MAX_MIRRORS brightest
+    are mirrors (each costs a pass over the detections), so a pair mirrored through a fainter
+    one is not checked."""
+    import radiofind.detect.artefacts as module
+
+    data, c, pairs, true = _field()
+    x = np.array([p[0] for p in pairs], float)
+    y = np.array([p[1] for p in pairs], float)
+    snr = data[y.astype(int), x.astype(int)] / NOISE
+    bright = module.bright_sources(data, NOISE, BEAM)
+    # The field's source last among brighter ones (off the image: they check nothing here).
+    many = tuple(np.concatenate([np.full(module.MAX_MIRRORS, v), b]) for v, b in
+                 zip((-1e4, -1e4, 5000.0), bright, strict=True))
+    assert module.artefacts(data, x, y, snr, NOISE, bright, BEAM, module.DEFAULT_T)[0].all()
+    assert not module.artefacts(data, x, y, snr, NOISE, many, BEAM, module.DEFAULT_T)[0].any()
+    monkeypatch.setattr(module, "MAX_MIRRORS", module.MAX_MIRRORS + 1)
+    assert module.artefacts(data, x, y, snr, NOISE, many, BEAM, module.DEFAULT_T)[0].all()
+
+
 def test_ring_spreads_measure_what_the_reflection_leaves():
     """On noise the sum's spread is sqrt(2) times the image's; an odd artefact pattern around
     the source raises the image's spread and leaves the sum's alone."""
