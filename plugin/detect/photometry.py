@@ -43,7 +43,7 @@ FIT_NOISE = 3.0  # and at least this many times the noise (else noise peaks join
 FIT_RADIUS_BEAMS = 1.0  # the fitted window's radius, in beams (geometric FWHM), plus a pixel
 FIT_ITERATIONS = 3  # Guo's reweighting
 SAMPLES_PER_BEAM = 6  # oversampled beams are read every few pixels: this many across the FWHM
-FIT_BATCH = 1 << 23  # window pixels (detections x pixels per window) fitted at once
+FIT_BATCH = 1 << 19  # window pixels (detections x pixels per window) fitted at once (memory)
 
 
 def window_offsets(beam_pixels: float, radius_beams: float = FIT_RADIUS_BEAMS
