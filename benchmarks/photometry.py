@@ -21,7 +21,6 @@ Writes benchmarks/results/photometry.json and .md. Fields and catalogues are mad
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -31,9 +30,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from detection import field_truth, run_bdsf, write_results  # noqa: E402
-from generalisation import BDSF_THRESHOLDS, detect_field, simulate_field  # noqa: E402
-from positions import SETS, TELESCOPES, WEIGHTINGS  # noqa: E402
+from detection import field_truth, write_results  # noqa: E402
+from positions import SETS, arguments, scored_sets  # noqa: E402
 
 VARIANT = "resolved-bright"
 SNR_BINS = ((5.0, 10.0), (10.0, 30.0), (30.0, np.inf))
@@ -160,36 +158,11 @@ def search(fields: dict) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--work", default=str(HERE / "work"),
-                    help="the benchmarks' work folder (generalisation/ and genval/ in it)")
-    ap.add_argument("--out", default=str(HERE / "results"))
-    ap.add_argument("--no-pybdsf", action="store_true", help="radiofind's catalogues only")
-    args = ap.parse_args()
+    args = arguments(__doc__)
     t0 = time.perf_counter()
-    work = Path(args.work)
-    folders = {"validation": work / "genval", "held out": work / "generalisation"}
-    results: dict = {"variant": VARIANT, "sets": {k: list(v) for k, v in SETS.items()},
-                     "rows": []}
-    validation: dict = {}
-    for name, seeds in SETS.items():
-        for tel in TELESCOPES:
-            fields = [simulate_field(folders[name], VARIANT, s, tel)[0] for s in seeds]
-            for w in WEIGHTINGS:
-                finders = {"radiofind": [detect_field(f, w)[0] for f in fields]}
-                if name == "validation":
-                    validation[(tel, w)] = list(zip(fields, finders["radiofind"], strict=True))
-                if not args.no_pybdsf:
-                    finders["pybdsf 3/5"] = [run_bdsf(f, w, BDSF_THRESHOLDS)[0] for f in fields]
-                for finder, cats in finders.items():
-                    parts = [matched(f, w, c) for f, c in zip(fields, cats, strict=True)]
-                    rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-                    for r in score(rows):
-                        results["rows"].append({"set": name, "telescope": tel, "weighting": w,
-                                                "finder": finder, **r})
-                print(f"{name} {tel} {w}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
-    results["search"] = search(validation)
-    results["seconds"] = round(time.perf_counter() - t0, 1)
+    rows, validation = scored_sets(args, VARIANT, matched, score)
+    results = {"variant": VARIANT, "sets": {k: list(v) for k, v in SETS.items()}, "rows": rows,
+               "search": search(validation), "seconds": round(time.perf_counter() - t0, 1)}
 
     def quartiles(q) -> str:
         return "-" if q is None else f"{q[1]:.2f} ({q[0]:.2f}–{q[2]:.2f})"

@@ -83,33 +83,50 @@ def score(rows: dict) -> list[dict]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(doc: str) -> argparse.Namespace:
+    """The options this benchmark and benchmarks/photometry.py share."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--work", default=str(HERE / "work"),
                     help="the benchmarks' work folder (generalisation/ and genval/ in it)")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--no-pybdsf", action="store_true", help="radiofind's catalogues only")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def scored_sets(args: argparse.Namespace, variant: str, per_field, score) -> tuple[list, dict]:
+    """Each set's fields of ``variant`` (simulated where missing), both weightings, searched by
+    radiofind and PyBDSF 3/5 (unless ``--no-pybdsf``): ``per_field(folder, weighting,
+    catalogue)`` gives one field's arrays, ``score(arrays)`` the rows of the pooled six. Returns
+    the rows (with set, telescope, weighting and finder) and the validation fields' radiofind
+    (folder, catalogue) pairs per (telescope, weighting)."""
     t0 = time.perf_counter()
     work = Path(args.work)
     folders = {"validation": work / "genval", "held out": work / "generalisation"}
-    results: dict = {"sets": {k: list(v) for k, v in SETS.items()}, "rows": []}
+    rows, validation = [], {}
     for name, seeds in SETS.items():
         for tel in TELESCOPES:
-            fields = [simulate_field(folders[name], "baseline", s, tel)[0] for s in seeds]
+            fields = [simulate_field(folders[name], variant, s, tel)[0] for s in seeds]
             for w in WEIGHTINGS:
                 finders = {"radiofind": [detect_field(f, w)[0] for f in fields]}
+                if name == "validation":
+                    validation[(tel, w)] = list(zip(fields, finders["radiofind"], strict=True))
                 if not args.no_pybdsf:
                     finders["pybdsf 3/5"] = [run_bdsf(f, w, BDSF_THRESHOLDS)[0] for f in fields]
                 for finder, cats in finders.items():
-                    parts = [normalised_offsets(f, w, c)
-                             for f, c in zip(fields, cats, strict=True)]
-                    rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-                    for r in score(rows):
-                        results["rows"].append({"set": name, "telescope": tel, "weighting": w,
-                                                "finder": finder, **r})
+                    parts = [per_field(f, w, c) for f, c in zip(fields, cats, strict=True)]
+                    pooled = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+                    rows += [{"set": name, "telescope": tel, "weighting": w, "finder": finder,
+                              **r} for r in score(pooled)]
                 print(f"{name} {tel} {w}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
-    results["seconds"] = round(time.perf_counter() - t0, 1)
+    return rows, validation
+
+
+def main() -> None:
+    args = arguments(__doc__)
+    t0 = time.perf_counter()
+    rows, _ = scored_sets(args, "baseline", normalised_offsets, score)
+    results = {"sets": {k: list(v) for k, v in SETS.items()}, "rows": rows,
+               "seconds": round(time.perf_counter() - t0, 1)}
     lines = ["Position errors against the truth (benchmarks/positions.py): each matched "
              "detection's offset along RA and Dec over the catalogue's ra_err / dec_err. Right "
              "errors give rms 1, 68 % within 1 and 95 % within 2. Six fields per set, telescope "
