@@ -428,9 +428,9 @@ def gradient_covariance(data, *, tile: int = GRADIENT_TILE, tiles: int = GRADIEN
     dask; only the tiles are read), each reflected at its edges and differentiated exactly in
     the Fourier domain; the robust spreads (clipped MAD, which sources barely move) of the two
     derivatives, of their sum and difference, and of the pixels give the matrix, the median over
-    the tiles (each from :data:`GRADIENT_SAMPLES` of its pixels: ~0.2 s for four tiles). Pixels
-    within :data:`GRADIENT_EDGE` of a blank (NaN) one are left out; tiles
-    more than half blank are skipped. Raises :class:`RadiofindError` when none is left.
+    the tiles (each from :data:`GRADIENT_SAMPLES` of its pixels; a fraction of a second for four
+    tiles). Pixels within :data:`GRADIENT_EDGE` of a blank (NaN) one are left out; tiles more
+    than half blank are skipped. Raises :class:`RadiofindError` when none is left.
     """
     from scipy import fft, ndimage
 
