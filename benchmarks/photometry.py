@@ -33,9 +33,10 @@ sys.path.insert(0, str(HERE))
 from detection import field_truth, write_results  # noqa: E402
 from positions import SETS, arguments, scored_sets  # noqa: E402
 
+from radiofind.io.images import FWHM_TO_SIGMA  # noqa: E402
+
 VARIANT = "resolved-bright"
 SNR_BINS = ((5.0, 10.0), (10.0, 30.0), (30.0, np.inf))
-FWHM_TO_SIGMA = 1.0 / np.sqrt(8.0 * np.log(2.0))
 
 
 def sky_covariance(maj, minor, pa) -> np.ndarray:

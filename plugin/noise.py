@@ -430,7 +430,7 @@ def gradient_covariance(data, *, tile: int = GRADIENT_TILE, tiles: int = GRADIEN
     derivatives, of their sum and difference, and of the pixels give the matrix, the median over
     the tiles (each from :data:`GRADIENT_SAMPLES` of its pixels; a fraction of a second for four
     tiles). Pixels within :data:`GRADIENT_EDGE` of a blank (NaN) one are left out; tiles more
-    than half blank are skipped. Raises :class:`RadiofindError` when none is left.
+    than half blank, or constant, are skipped. Raises :class:`RadiofindError` when none is left.
     """
     from scipy import fft, ndimage
 
@@ -460,8 +460,9 @@ def gradient_covariance(data, *, tile: int = GRADIENT_TILE, tiles: int = GRADIEN
             return robust_rms(values if use is None else values[use],
                               max_samples=GRADIENT_SAMPLES) ** 2
 
-        sigma2 = var(a)
-        if not sigma2 > 0:
+        try:
+            sigma2 = var(a)
+        except RadiofindError:  # a constant (e.g. zero-filled) or nearly blank tile
             continue
         vx, vy = var(gx), var(gy)
         cxy = 0.5 * (var((gx + gy) / math.sqrt(2)) - var((gx - gy) / math.sqrt(2)))

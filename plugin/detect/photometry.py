@@ -31,6 +31,7 @@ Measured by ``benchmarks/photometry.py`` against the truth (README, "Flux densit
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -64,10 +65,11 @@ def gaussian_fits(pixels, x: np.ndarray, y: np.ndarray, noise, beam_pixels: floa
                   radius_beams: float = FIT_RADIUS_BEAMS
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Elliptical Gaussians fitted to ``pixels`` (numpy, dask or memory map) around pixel
-    positions (x, y) where the noise is ``noise`` (one value, or one per position): amplitude, centre offset from (x, y) rounded (pixels, shape (n, 2)) and
-    covariance (pixels², (n, 2, 2)). NaN where the fit is not a peak (a window too sparse, or a
-    quadratic that does not curve down both ways). ``level``, ``noise_level`` and
-    ``radius_beams``: the module's settings (:data:`FIT_LEVEL`, ...), for their search."""
+    positions (x, y) where the noise is ``noise`` (one value, or one per position): amplitude,
+    centre offset from (x, y) rounded (pixels, shape (n, 2)) and covariance (pixels², (n, 2,
+    2)). NaN where the fit is not a peak (a window too sparse, or a quadratic that does not
+    curve down both ways). ``level``, ``noise_level`` and ``radius_beams``: the module's
+    settings (:data:`FIT_LEVEL`, ...), for their search."""
     from radiofind.detect.positions import _gather
 
     x, y = np.asarray(x, float), np.asarray(y, float)
@@ -89,10 +91,10 @@ def gaussian_fits(pixels, x: np.ndarray, y: np.ndarray, noise, beam_pixels: floa
         inside = (wx >= 0) & (wx < nx) & (wy >= 0) & (wy < ny)
         values = _gather(pixels, np.clip(wy, 0, ny - 1), np.clip(wx, 0, nx - 1))
         values = np.where(inside, values, np.nan)
-        centre_value = _gather(pixels, np.clip(yi, 0, ny - 1)[:, None],
-                               np.clip(xi, 0, nx - 1)[:, None])[:, 0]
-        top = np.fmax(np.nanmax(np.where(np.abs(dx) + np.abs(dy) <= 1, values, np.nan), axis=1),
-                      centre_value)
+        # The peak: the window's centre pixel or a neighbour (every window holds its centre).
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a window off the image
+            top = np.nanmax(np.where(np.abs(dx) + np.abs(dy) <= 1, values, np.nan), axis=1)
         floor = np.fmax(level * top, noise_level * noise[sl])
         with np.errstate(invalid="ignore"):
             use = (values >= floor[:, None]) & (values <= top[:, None]) & (top[:, None] > 0)

@@ -524,9 +524,7 @@ def _detect(*, image: str, outdir: str, model: str | None, delta_max: int | None
         # Integrated flux densities and fitted sizes (photometry.flux_and_shape).
         for name, values in flux_and_shape(img, x, y, np.asarray(table["snr"]),
                                            src_noise).items():
-            table[name] = values
-        table["maj"].unit = table["min"].unit = "arcsec"
-        table["pa"].unit = "deg"
+            table[name][:] = values
         if noise == "local":
             table["rms"] = src_noise
         table.meta.update({"MODEL": mdl.name, "THRESH": blobs.threshold,

@@ -5,9 +5,10 @@ One schema for the CNN and PyBDSF alike, so evaluation treats them the same: ``r
 (peak / image noise), ``peak_err`` (the image noise at the source: the peak's one-sigma error),
 ``ra_err``, ``dec_err`` (one-sigma position errors on the sky, arcsec, along RA and Dec: each
 finder's own), ``total_flux`` (integrated flux density, the image's units times beams: Jy for an
-image in Jy/beam) and its one-sigma error ``total_flux_err``, ``maj``, ``min`` (fitted FWHM, arcsec: the beam's for a point source) and
-``pa`` (degrees North through East), each finder's own fit, plus any finder-specific columns. Metadata (image, finder, noise, beam) rides
-in the table's ``meta`` and the FITS header.
+image in Jy/beam) and its one-sigma error ``total_flux_err``, ``maj``, ``min`` (fitted FWHM,
+arcsec: the beam's for a point source) and ``pa`` (degrees North through East), each finder's
+own fit, plus any finder-specific columns. Metadata (image, finder, noise, beam) rides in the
+table's ``meta`` and the FITS header.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ REQUIRED = ("ra", "dec", "x", "y", "peak", "snr")
 # Every finder's catalogue holds these (NaN where a finder gives none).
 SCHEMA = REQUIRED + ("ra_err", "dec_err", "peak_err", "total_flux", "total_flux_err", "maj",
                      "min", "pa")
+UNITS = {"ra": "deg", "dec": "deg", "ra_err": "arcsec", "dec_err": "arcsec", "maj": "arcsec",
+         "min": "arcsec", "pa": "deg"}
 FORMATS = {"fits": ".fits", "csv": ".csv", "votable": ".vot", "ds9": ".reg", "crtf": ".crtf"}
 
 
 def make_catalog(image: Image, x: np.ndarray, y: np.ndarray, noise, *, finder: str,
-                 errors: tuple[np.ndarray, np.ndarray] | None = None,
                  extra: dict | None = None) -> Table:
     """Build a catalogue from pixel positions found in ``image``.
 
@@ -45,10 +47,9 @@ def make_catalog(image: Image, x: np.ndarray, y: np.ndarray, noise, *, finder: s
         one per source (a local rms map's value at each; the metadata then records the median).
     finder
         Name recorded in the metadata ("radiofind", "pybdsf", ...).
-    errors
-        The finder's one-sigma position errors (arcsec along RA, along Dec); NaN if not given.
     extra
-        More columns, name -> array.
+        More columns, name -> array: the finder's own :data:`SCHEMA` columns (``ra_err``,
+        ``total_flux``, ...; NaN where it gives none) and its own others.
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -57,19 +58,20 @@ def make_catalog(image: Image, x: np.ndarray, y: np.ndarray, noise, *, finder: s
     table = Table()
     table["id"] = np.arange(len(x), dtype=np.int32)
     table["ra"], table["dec"] = ra, dec
-    ra_err, dec_err = errors if errors is not None else (np.full(x.shape, np.nan),) * 2
-    table["ra_err"], table["dec_err"] = (np.asarray(e, dtype=float) for e in (ra_err, dec_err))
+    given = dict(extra or {})
+    for name in ("ra_err", "dec_err"):  # beside the positions
+        table[name] = np.asarray(given.pop(name, np.full(x.shape, np.nan)), dtype=float)
     table["x"], table["y"] = x, y
     table["peak"] = peak
     table["peak_err"] = np.broadcast_to(np.asarray(noise, dtype=float), x.shape).copy()
     table["snr"] = peak / noise
-    for name, values in (extra or {}).items():
+    for name, values in given.items():
         table[name] = values
     for name in SCHEMA:  # what the finder does not give (its own fit's columns) reads NaN
         if name not in table.colnames:
             table[name] = np.full(x.shape, np.nan)
-    table["ra"].unit = table["dec"].unit = "deg"
-    table["ra_err"].unit = table["dec_err"].unit = "arcsec"
+    for name, unit in UNITS.items():
+        table[name].unit = unit
     table.meta.update({"FINDER": finder, "IMAGE": os.path.basename(image.path),
                        "NOISE": float(np.median(noise)), "BMAJ": image.beam.bmaj,
                        "BMIN": image.beam.bmin, "BPA": image.beam.bpa})
@@ -216,8 +218,8 @@ def catalogue_with(finder: str, find, *, image: str, outdir: str, formats, overw
     """Run an external finder on ``image`` and write its sources in radiofind's schema.
 
     ``find(img)`` gets the :class:`~radiofind.io.images.Image` and returns ``(ra, dec, extra)``
-    (degrees, and finder-specific columns; the finder's position errors, if it gives them, as
-    ``ra_err`` and ``dec_err`` in arcsec); positions become pixels through the image's WCS and
+    (degrees, and the finder's columns: its own errors, fluxes and sizes under the
+    :data:`SCHEMA` names); positions become pixels through the image's WCS and
     SNRs come from radiofind's own noise, so every finder is scored alike. Outputs are staged
     (nothing is written if the finder fails); ``meta`` goes into the table's metadata and
     ``settings`` into the one-line summary printed.
@@ -235,9 +237,7 @@ def catalogue_with(finder: str, find, *, image: str, outdir: str, formats, overw
     with staged_outputs(outdir, [names[f] for f in formats], overwrite=overwrite) as stage:
         ra, dec, extra = find(img)
         x, y = img.world_to_pixel(ra, dec)
-        errors = (extra.pop("ra_err"), extra.pop("dec_err")) if "ra_err" in extra else None
-        table = make_catalog(img, x, y, robust_rms(img.data), finder=finder, errors=errors,
-                             extra=extra)
+        table = make_catalog(img, x, y, robust_rms(img.data), finder=finder, extra=extra)
         table.meta.update(meta)
         write_catalog(table, stage, names["base"], formats)
     seconds = time.perf_counter() - t0
