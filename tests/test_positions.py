@@ -187,6 +187,9 @@ def test_gradient_covariance_is_the_inverse_autocorrelation_width():
     blanked = data.copy()
     blanked[:300, :400] = np.nan
     np.testing.assert_allclose(gradient_covariance(blanked), expect, rtol=0.06, atol=0.003)
+    zeroed = data.copy()
+    zeroed[:512, :512] = 0.0  # a zero-filled quadrant (one tile of four): skipped, not fatal
+    np.testing.assert_allclose(gradient_covariance(zeroed), expect, rtol=0.06, atol=0.003)
     with pytest.raises(RadiofindError, match="gradient"):
         gradient_covariance(np.full((64, 64), np.nan))
 
